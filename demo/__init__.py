@@ -1,0 +1,1 @@
+"""HERO video understanding app: ingest, search, ask, caption."""

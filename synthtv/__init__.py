@@ -1,0 +1,1 @@
+"""SynthTV: a procedural video-language benchmark (episodes, rendering, speech, annotations)."""
