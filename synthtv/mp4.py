@@ -47,7 +47,9 @@ def write_mp4(
                         aus = out.add_stream("aac", rate=sample_rate)
                         aus.bit_rate = audio_bitrate
                         aus.layout = "mono"
-                for packet in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                for packet in vs.encode(
+                    av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                ):
                     out.mux(packet)
                 n_frames += 1
             if vs is None:

@@ -46,7 +46,9 @@ class _Engine:
             raise RuntimeError("eSpeak NG failed to initialise")
         self.sample_rate = int(rate)
         self._chunks: list[np.ndarray] = []
-        cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+        cb_type = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+        )
 
         def _collect(wav, n, _events):
             if wav and n > 0:
