@@ -2,16 +2,18 @@
 
 Follows Lei et al., ACL 2020 and the official code (jayleicn/recurrent-transformer; Python 3 port in
 simon-ging/coot-videotext ``mart/``). Module names match the official ``RecursiveTransformer`` /
-``NonRecurTransformer`` state dicts (including the spelling ``memory_initilizer``). Decoding (greedy and
-beam, with a key/value cache) lives in ``models/mart_decoding.py``; the word vocabulary in
-``models/vocab.py``.
+``NonRecurTransformer`` state dicts (including the spelling ``memory_initilizer``). Also here: the word
+``Vocab`` and the step input builder; decoding (greedy and beam, key/value cache) is in
+``models/mart_decoding.py``.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -542,3 +544,132 @@ class Mart(nn.Module):
         if input_labels_list is not None:
             loss = sum(self.caption_loss(sc, lab) for sc, lab in zip(scores, input_labels_list))
         return MartOutput(loss=loss, prediction_scores=scores, memory=prev_ms, memories=memories)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Vocabulary (word level, pure Python; saved inside config.json through to_dict / from_dict)
+# ---------------------------------------------------------------------------------------------------------
+
+# Official special tokens, in the official id order (RecursiveCaptionDataset): ids 0..6.
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[VID]", "[BOS]", "[EOS]", "[UNK]")
+PAD, CLS, SEP, VID, BOS, EOS, UNK = range(7)
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+
+
+class Vocab:
+    """Word vocabulary: ids 0..6 are [PAD] (padding), [CLS] (sequence start), [SEP] (video/text separator),
+    [VID] (video feature placeholder), [BOS] / [EOS] (sentence bounds), [UNK] (out-of-vocabulary word);
+    then words sorted alphabetically. Text is lower-cased and split into words and punctuation marks."""
+
+    def __init__(self, words: Sequence[str]):
+        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"a vocabulary starts with {SPECIAL_TOKENS}")
+        self.words = list(words)
+        self.word2idx = {w: i for i, w in enumerate(self.words)}
+
+    @staticmethod
+    def tokenize(text: str) -> list[str]:
+        return _TOKEN_RE.findall(text.lower())
+
+    @classmethod
+    def build(cls, captions: Sequence[str], min_count: int = 1, max_size: int | None = None) -> Vocab:
+        """Words seen at least ``min_count`` times (the most frequent ``max_size`` if given)."""
+        counts = Counter(w for c in captions for w in cls.tokenize(c))
+        kept = [w for w, n in counts.items() if n >= min_count and w not in SPECIAL_TOKENS]
+        if max_size is not None:
+            kept = sorted(kept, key=lambda w: (-counts[w], w))[:max_size]
+        return cls(list(SPECIAL_TOKENS) + sorted(kept))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> list[int]:
+        """Word ids of a caption, without [BOS] / [EOS]."""
+        return [self.word2idx.get(w, UNK) for w in self.tokenize(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Words up to the first [EOS], special tokens dropped, joined by spaces (as the official metrics)."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i >= len(SPECIAL_TOKENS) and i < len(self.words):
+                words.append(self.words[i])
+        return " ".join(words)
+
+    def to_dict(self) -> dict:
+        return {"words": list(self.words)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Vocab:
+        return cls(d["words"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MartStepInputs:
+    """One step (segment) for a batch of N videos; L = max_v_len + max_t_len.
+
+    input_ids (N, L) long; video_features (N, L, Dv); input_masks (N, L) float 1 = valid;
+    token_type_ids (N, L) long; labels (N, L) long, -1 where ignored (the word at i + 1 otherwise).
+    """
+
+    input_ids: torch.Tensor
+    video_features: torch.Tensor
+    input_masks: torch.Tensor
+    token_type_ids: torch.Tensor
+    labels: torch.Tensor
+
+    def index_select(self, index: torch.Tensor) -> MartStepInputs:
+        """Rows picked (or repeated) along the batch dimension."""
+        return MartStepInputs(**{f.name: getattr(self, f.name).index_select(0, index) for f in fields(self)})
+
+
+def make_step_inputs(
+    cfg: MartConfig,
+    video_feats: torch.Tensor,
+    video_mask: torch.Tensor | None = None,
+    sentences: Sequence[Sequence[int] | None] | None = None,
+) -> MartStepInputs:
+    """Build one step's joint sequence [CLS] [VID]*k [SEP] [PAD].. [BOS] words [EOS] [PAD]..
+
+    Args:
+        video_feats: (N, K, Dv) the segment's features, K <= max_v_len - 2 (COOT+MART: K = 1, the
+            [video ; clip] embedding).
+        video_mask: (N, K) bool True on real features, left-aligned (None: all real).
+        sentences: per video the caption's word ids (``Vocab.encode``; truncated to max_t_len - 2), or
+            None for a video without this step (labels all -1). None: text left empty, for decoding.
+    """
+    n, k, dv = video_feats.shape
+    lv, lt = cfg.max_v_len, cfg.max_t_len
+    if k > lv - 2:
+        raise ValueError(f"{k} video features do not fit max_v_len {lv} ([CLS] and [SEP] included)")
+    dev = video_feats.device
+    if video_mask is None:
+        video_mask = torch.ones(n, k, dtype=torch.bool, device=dev)
+    n_valid = video_mask.sum(dim=1)  # (N,)
+    pos = torch.arange(lv + lt, device=dev)  # (L,)
+    ids = torch.full((n, lv + lt), PAD, dtype=torch.long, device=dev)
+    ids[:, 0] = CLS
+    is_vid = (pos[None, :] >= 1) & (pos[None, :] <= n_valid[:, None])  # (N, L)
+    ids[is_vid] = VID
+    ids[torch.arange(n, device=dev), n_valid + 1] = SEP
+    masks = (pos[None, :] <= n_valid[:, None] + 1).float()  # (N, L): CLS, VIDs, SEP
+    feats = video_feats.new_zeros(n, lv + lt, dv)
+    feats[:, 1 : k + 1] = video_feats * video_mask.unsqueeze(-1)
+    token_type = (pos >= lv).long().expand(n, -1).clone()
+    labels = torch.full((n, lv + lt), -1, dtype=torch.long, device=dev)
+    if sentences is not None:
+        for i, words in enumerate(sentences):
+            if words is None:
+                continue
+            text = [BOS, *list(words)[: lt - 2], EOS]
+            ids[i, lv : lv + len(text)] = torch.tensor(text, device=dev)
+            masks[i, lv : lv + len(text)] = 1.0
+            labels[i, lv : lv + len(text) - 1] = torch.tensor(text[1:], device=dev)
+    return MartStepInputs(ids, feats, masks, token_type, labels)
