@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ class CootConfig:
     features, hidden 384. Official YouCook2 values otherwise (yc2_100m_coot.yaml).
     """
 
+    model_type: str = "coot"  # models/io.py registry key
     video_feature_dim: int = 1280  # per-frame input features
     text_feature_dim: int = 384  # per-token input features
     hidden_dim: int = 384  # transformer width = clip / sentence embedding size
@@ -72,6 +73,13 @@ class CootConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CootConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown CootConfig fields: {sorted(unknown)}")
+        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -503,6 +511,11 @@ class Coot(nn.Module):
     def compute_loss(self, video: CootVideoOutput, text: CootTextOutput) -> CootLossOutput:
         """Official training loss for a batch of matching (video, paragraph) pairs; see ``coot_loss``."""
         return coot_loss(video, text, self.config)
+
+
+def build_coot(config: CootConfig) -> Coot:
+    """Random-initialised COOT (official init); load weights with models/io.py."""
+    return Coot(config)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class MartConfig:
     per segment one input vector [COOT video embedding 768 ; COOT clip embedding 384] = 1152-d, so
     ``max_v_len`` = 3 ([CLS] [VID] [SEP]). ``vocab_size`` must be set from the vocabulary."""
 
+    model_type: str = "mart"  # models/io.py registry key
     vocab_size: int = 0  # len(Vocab); ids 0..6 are the special tokens
     hidden_size: int = 768
     num_attention_heads: int = 12
@@ -45,6 +46,7 @@ class MartConfig:
     label_smoothing: float = 0.1
     share_wd_cls_weight: bool = False  # tie classifier to word embeddings (needs word_vec_size == hidden)
     recurrent: bool = True  # False: the non-recurrent ablation (each sentence decoded on its own)
+    vocab: dict | None = None  # Vocab.to_dict(), so that config.json carries the words (see for_vocab)
 
     @property
     def max_position_embeddings(self) -> int:
@@ -67,6 +69,21 @@ class MartConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MartConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown MartConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def for_vocab(cls, vocab: Vocab, **kwargs) -> MartConfig:
+        """A config whose vocab_size and stored words come from ``vocab``."""
+        return cls(vocab_size=len(vocab), vocab=vocab.to_dict(), **kwargs)
+
+    def get_vocab(self) -> Vocab | None:
+        return Vocab.from_dict(self.vocab) if self.vocab is not None else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -451,6 +468,8 @@ class Mart(nn.Module):
             raise ValueError("MartConfig.vocab_size must be set from the vocabulary")
         if config.intermediate_size != config.hidden_size:
             raise ValueError("MART requires intermediate_size == hidden_size")
+        if config.vocab is not None and len(config.vocab["words"]) != config.vocab_size:
+            raise ValueError("MartConfig.vocab and vocab_size disagree")
         self.config = config
         self.embeddings = BertEmbeddingsWithVideo(config)
         self.encoder = BertEncoder(config)
@@ -544,6 +563,11 @@ class Mart(nn.Module):
         if input_labels_list is not None:
             loss = sum(self.caption_loss(sc, lab) for sc, lab in zip(scores, input_labels_list))
         return MartOutput(loss=loss, prediction_scores=scores, memory=prev_ms, memories=memories)
+
+
+def build_mart(config: MartConfig) -> Mart:
+    """Random-initialised MART (official BERT init); load weights with models/io.py."""
+    return Mart(config)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from safetensors import safe_open
 from models.coot import (
     Coot,
     CootConfig,
+    build_coot,
     clustering_loss,
     coot_loss,
     cycle_consistency_loss,
@@ -153,3 +154,18 @@ def test_total_loss_backward():
     out.total.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_save_load_round_trip(tmp_path):
+    from models.io import load_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    model = build_coot(_tiny()).eval()
+    save_pretrained(model, tmp_path)
+    loaded = load_pretrained(tmp_path, config_cls=CootConfig, build_fn=build_coot)
+    assert loaded.config == model.config
+    x = torch.randn(1, 6, 12)
+    with torch.no_grad():
+        a = model.encode_video(x, None, [[(0, 2), (2, 6)]])
+        b = loaded.encode_video(x, None, [[(0, 2), (2, 6)]])
+    torch.testing.assert_close(a.vid_emb, b.vid_emb)
