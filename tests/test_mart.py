@@ -235,7 +235,7 @@ def test_overfit_toy_paragraphs():
         out.loss.backward()
         opt.step()
         losses.append(out.loss.item())
-    assert losses[-1] < 0.3 * losses[0]
+    assert losses[49] < 0.2 * losses[0] and losses[-1] < 0.05 * losses[0]  # seen: ~0.08 and ~0.01
     model.eval()
     for v, paragraph in enumerate(paragraphs):
         assert caption_segments(model, vocab, feats[v, :, 0]) == paragraph
