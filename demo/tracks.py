@@ -157,7 +157,7 @@ def tracks_from_json(obj: dict) -> list[ConceptEvent]:
     return [event_from_dict(d) for d in obj["events"]]
 
 
-def _count_label(label: str, count: int) -> str:
+def count_label(label: str, count: int) -> str:
     """'person', 3 -> '3 persons' (plain English plural; COCO names are simple nouns)."""
     if count <= 1:
         return label
@@ -184,7 +184,7 @@ def frame_concepts(
         for i in range(first, last + 1):
             label = ev.label
             if with_counts and ev.kind == "object" and ev.extra and "counts" in ev.extra:
-                label = _count_label(ev.label, _count_at(ev.extra, (i + 0.5) * interval))
+                label = count_label(ev.label, _count_at(ev.extra, (i + 0.5) * interval))
             out[i].append((ev.score, label))
     names: list[list[str]] = []
     for frame in out:
