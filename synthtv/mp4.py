@@ -12,6 +12,12 @@ import av
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_mp4(
     path: str | Path,
     frames: Iterable[np.ndarray],
@@ -70,6 +76,7 @@ def write_mp4(
                         out.mux(packet)
                 for packet in aus.encode():
                     out.mux(packet)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,170 @@
+"""Command line: the app's functions without a browser. `python -m demo --help`.
+
+Every subcommand prints JSON with --json, shows progress on stderr, and answers a bad input with one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from demo.errors import InputError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="library and cache directory (default: user cache dir)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--checkpoint", default=None, help="HERO checkpoint dir or hub repo id (default: bundled)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="transcribe, sample and encode a video into the library")
+    p.add_argument("video")
+    p.add_argument("--subtitles", default=None, help=".srt or .vtt file to use instead of Whisper")
+    p.add_argument(
+        "--whisper-model", default="base", help="bundled 'base', a size name/repo id, or a CT2 dir"
+    )
+    p.add_argument("--language", default=None, help="force a language code (default: detect)")
+    p.add_argument("--vad", action="store_true", help="skip non-speech with VAD before Whisper")
+    p.add_argument("--interval", type=float, default=1.5, help="seconds per sampled frame")
+    _common(p)
+
+    p = sub.add_parser("export-subtitles", help="write the video's subtitles as SRT or WebVTT")
+    p.add_argument("video", help="video file or library id")
+    p.add_argument("--format", choices=["srt", "vtt"], default="srt")
+    p.add_argument("--out", default=None, help="output file (default: stdout)")
+    _common(p)
+
+    p = sub.add_parser("library", help="list or remove ingested videos")
+    p.add_argument("action", choices=["list", "remove"], nargs="?", default="list")
+    p.add_argument("video_id", nargs="?")
+    _common(p)
+    return ap
+
+
+class _Bar:
+    """A tqdm bar on stderr driven by (fraction, stage) callbacks."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}", leave=False)
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(stage)
+            self.bar.n = round(100 * fraction, 1)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _emit(args, payload: dict, text: str) -> None:
+    print(json.dumps(payload, ensure_ascii=False) if args.json else text)
+
+
+def cmd_ingest(args) -> None:
+    from demo.library import Library
+    from demo.pipeline import IngestOptions, ingest
+
+    opts = IngestOptions(
+        interval=args.interval,
+        whisper_model=args.whisper_model,
+        language=args.language,
+        vad=args.vad,
+        device=args.device,
+    )
+    if args.interval <= 0:
+        raise InputError(f"--interval {args.interval}: must be positive")
+    lib = Library(args.data_dir)
+    bar = _Bar(not args.quiet)
+    try:
+        rec = ingest(args.video, args.subtitles, lib, opts, progress=bar)
+    finally:
+        bar.close()
+    if rec.meta.duration < rec.frame_interval:
+        print(f"{args.video}: shorter than one {rec.frame_interval} s interval; one frame", file=sys.stderr)
+    s = rec.summary()
+    _emit(
+        args,
+        s,
+        f"{rec.video_id}  {s['duration']:.1f} s  {s['n_frames']} frames  {len(rec.subtitles)} subtitles"
+        f"  language={rec.language}  ({s['timings'].get('total', 0):.1f} s)",
+    )
+
+
+def cmd_export_subtitles(args) -> None:
+    from demo.library import Library
+    from demo.pipeline import find_record
+    from demo.subtitles import to_srt, to_vtt
+
+    rec = find_record(Library(args.data_dir), args.video)
+    text = to_srt(rec.subtitles) if args.format == "srt" else to_vtt(rec.subtitles)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"{args.out}: cannot write ({e.strerror or e})") from None
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_library(args) -> None:
+    from demo.library import Library
+
+    lib = Library(args.data_dir)
+    if args.action == "remove":
+        if not args.video_id:
+            raise InputError("library remove: give a video id (see: python -m demo library list)")
+        if not lib.remove(args.video_id):
+            raise InputError(f"{args.video_id}: no such video in {lib.root}")
+        _emit(args, {"removed": args.video_id}, f"removed {args.video_id}")
+        return
+    rows = [
+        {
+            "video_id": r.video_id,
+            "source_name": r.source_name,
+            "duration": r.meta.duration,
+            "n_frames": r.n_frames,
+        }
+        for r in lib.records()
+    ]
+    _emit(
+        args,
+        {"videos": rows},
+        "\n".join(f"{r['video_id']}  {r['duration']:7.1f} s  {r['source_name']}" for r in rows),
+    )
+
+
+COMMANDS = {"ingest": cmd_ingest, "export-subtitles": cmd_export_subtitles, "library": cmd_library}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

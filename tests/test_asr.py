@@ -1,0 +1,61 @@
+"""Whisper on the sample's real speech track: the transcript matches the script, times line up."""
+
+import re
+
+import numpy as np
+import pytest
+
+from demo.asr import bundled_model_dir, resolve_model
+from demo.errors import InputError
+
+
+def test_transcript_matches_script(sample_record, sample_script):
+    import jiwer
+
+    ref = " ".join(line["text"] for line in sample_script["lines"])
+    hyp = " ".join(s.text for s in sample_record.subtitles)
+    norm = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    )
+    wer = jiwer.wer(norm(ref), norm(hyp))
+    assert wer < 0.15, f"WER {wer:.3f}\nref: {ref}\nhyp: {hyp}"
+    assert sample_record.language == "en"
+
+
+def test_subtitle_times_follow_the_speech(sample_record, sample_script):
+    subs = sample_record.subtitles
+    assert all(0 <= s.start < s.end <= sample_record.meta.duration + 0.01 for s in subs)
+    assert all(a.start <= b.start for a, b in zip(subs, subs[1:]))
+    # each scripted line's midpoint is covered by a subtitle containing one of its distinctive words
+    for line in sample_script["lines"]:
+        mid = (line["start"] + line["end"]) / 2
+        covering = " ".join(s.text.lower() for s in subs if s.start <= mid <= s.end)
+        key = max(re.findall(r"[a-z]+", line["text"].lower()), key=len)
+        assert key in covering, (line, covering)
+
+
+def test_bundled_model_is_joined_once(tmp_path):
+    d = bundled_model_dir(tmp_path)
+    size = (d / "model.bin").stat().st_size
+    assert size == 2 * 72608766
+    mtime = (d / "model.bin").stat().st_mtime_ns
+    assert bundled_model_dir(tmp_path) == d and (d / "model.bin").stat().st_mtime_ns == mtime
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
+
+
+def test_local_ct2_directory_and_offline_hub_error(tmp_path, monkeypatch):
+    d = bundled_model_dir(tmp_path)
+    assert resolve_model(str(d), tmp_path) == str(d)
+    with pytest.raises(InputError, match="no model.bin"):
+        resolve_model(str(tmp_path), tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match="not available offline"):
+        resolve_model("large-v3", tmp_path)
+
+
+def test_silence_gives_no_subtitles(sample_record, data_dir):
+    from demo.asr import load_whisper, transcribe
+    from demo.library import Library
+
+    model = load_whisper(cache_dir=str(Library(data_dir).models_dir))
+    assert transcribe(np.zeros(16000 * 3, np.float32), model, language="en").subtitles == []

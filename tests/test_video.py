@@ -1,0 +1,63 @@
+"""Decoding and sampling: frame i covers [i*dt, (i+1)*dt) and is sampled at its centre."""
+
+import numpy as np
+import pytest
+
+from demo.errors import InputError
+from demo.video import frame_spans, frame_times, iter_frames, load_audio, probe, sample_frames
+from tests.conftest import SAMPLE
+
+
+def test_frame_times_are_interval_centres():
+    np.testing.assert_allclose(frame_times(6.0, 1.5), [0.75, 2.25, 3.75, 5.25])
+    np.testing.assert_allclose(
+        frame_times(6.1, 1.5), [0.75, 2.25, 3.75, 5.25, 6.75]
+    )  # partial last interval kept
+    np.testing.assert_allclose(frame_times(0.4, 1.5), [0.75])  # shorter than one interval: still one frame
+    np.testing.assert_allclose(frame_times(4.0, 2.0), [1.0, 3.0])
+    np.testing.assert_allclose(frame_spans(3, 1.5), [[0, 1.5], [1.5, 3.0], [3.0, 4.5]])
+
+
+def test_probe_sample(sample_script):
+    m = probe(SAMPLE)
+    assert m.has_audio and (m.width, m.height) == tuple(sample_script["size"])
+    assert m.duration == pytest.approx(sample_script["duration"], abs=0.1)
+    assert m.fps == pytest.approx(sample_script["fps"])
+
+
+def test_sampled_frames_show_the_right_shot(sample_script):
+    """Frame i is decoded at its interval centre: it must lie inside the shot the script says is on screen."""
+    m = probe(SAMPLE)
+    frames = sample_frames(SAMPLE, m)
+    times = frame_times(m.duration)
+    assert frames.shape == (len(times), m.height, m.width, 3) and frames.dtype == np.uint8
+    # Shot boundaries are hard cuts between different photographs: consecutive sampled frames in the same
+    # shot are near-identical (slow zoom), across a cut they differ strongly.
+    shot_of = [
+        next(i for i, s in enumerate(sample_script["shots"]) if s["start"] <= t < s["end"]) for t in times
+    ]
+    diffs = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    same = np.array(shot_of[1:]) == np.array(shot_of[:-1])
+    assert diffs[same].max() < diffs[~same].min()
+
+
+def test_streaming_chunks_cover_all_frames():
+    m = probe(SAMPLE)
+    chunks = list(iter_frames(SAMPLE, m, chunk=5))
+    assert [s for s, _ in chunks] == list(range(0, len(frame_times(m.duration)), 5))
+    assert sum(len(f) for _, f in chunks) == len(frame_times(m.duration))
+    assert max(len(f) for _, f in chunks) <= 5
+
+
+def test_audio_is_16k_mono_float(sample_script):
+    a = load_audio(SAMPLE, probe(SAMPLE))
+    assert a.dtype == np.float32 and a.ndim == 1
+    assert len(a) / 16000 == pytest.approx(sample_script["duration"], abs=0.2)
+    assert 0.05 < np.abs(a).max() <= 1.0
+
+
+def test_not_a_video(tmp_path):
+    p = tmp_path / "notes.mp4"
+    p.write_text("this is not a video\n" * 50)
+    with pytest.raises(InputError, match="notes.mp4: not a readable video"):
+        probe(p)
