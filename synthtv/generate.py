@@ -1,0 +1,181 @@
+"""Generate SynthTV episodes in parallel: annotations, features (default) and optionally mp4 videos.
+
+Workers (one process per core) build each episode and render its sampled frames (and its video); the
+main process runs the FrameEncoder on frames batched across episodes (GPU when present), so encoding
+never waits on one short episode. Output layout (see synthtv/SCHEMA.md):
+  DIR/episodes.jsonl               one annotation record per line, in seed order
+  DIR/features/<episode_id>.npy    float16 (n_frames, 1280) EfficientNet-Lite0 features
+  DIR/videos/<episode_id>.mp4      with --video: H.264 + AAC, speech mixed at the subtitle times
+  DIR/meta.json                    the generation arguments and timing
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthtv.episode import build_episode, sample_times
+
+ENCODER_INPUT = (
+    224  # EfficientNet-Lite0's input size; frames are squashed to it with INTER_AREA like the encoder
+)
+DEFAULT_SIZE = (640, 360)
+DEFAULT_FPS = 24  # frame centres (i + 0.5) * 1.5 s fall exactly on video frames when fps is a multiple of 4
+
+
+@dataclass(frozen=True)
+class Job:
+    split: str
+    seed: int
+    width: int
+    height: int
+    fps: int
+    video_dir: str | None
+    features: bool
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def encoder_frames(frames: np.ndarray) -> np.ndarray:
+    """Squash frames to the encoder's input size exactly as demo.features does (cv2 INTER_AREA), so
+    workers ship 224x224 frames to the encoder and the encoder's own resize is the identity."""
+    import cv2
+
+    if frames.shape[1:3] == (ENCODER_INPUT, ENCODER_INPUT):
+        return frames
+    return np.stack(
+        [cv2.resize(f, (ENCODER_INPUT, ENCODER_INPUT), interpolation=cv2.INTER_AREA) for f in frames]
+    )
+
+
+def run_job(job: Job) -> tuple[dict, np.ndarray | None]:
+    """Build one episode; returns its record and its sampled frames (encoder-sized) or None."""
+    from synthtv.render import iter_video_frames, render_frames
+
+    record, world = build_episode(job.split, job.seed)
+    record["size"] = [job.width, job.height]
+    record["video"] = None
+    record["features"] = None
+    frames = None
+    if job.features:
+        frames = encoder_frames(render_frames(world, sample_times(world.duration), job.width, job.height))
+    if job.video_dir:
+        from synthtv.audio import speech_track
+        from synthtv.mp4 import write_mp4
+
+        path = Path(job.video_dir) / f"{record['episode_id']}.mp4"
+        write_mp4(
+            path, iter_video_frames(world, job.fps, job.width, job.height), job.fps, speech_track(record)
+        )
+        record["video"] = {"path": f"videos/{path.name}", "fps": job.fps}
+    return record, frames
+
+
+def generate(
+    split: str,
+    seed_start: int,
+    count: int,
+    out: str | Path,
+    video: bool = False,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    fps: int = DEFAULT_FPS,
+    workers: int | None = None,
+    device: str = "auto",
+    features: bool = True,
+    batch_frames: int = 512,
+    progress: bool = True,
+) -> dict:
+    """Write `count` episodes of `split` from seed `seed_start` into `out`; returns timing stats."""
+    out = Path(out)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    if video:
+        (out / "videos").mkdir(exist_ok=True)
+    if size[0] % 2 or size[1] % 2:
+        raise ValueError("--size: width and height must be even (H.264)")
+    workers = max(1, workers or os.cpu_count() or 1)
+    jobs = [
+        Job(split, s, size[0], size[1], fps, str(out / "videos") if video else None, features)
+        for s in range(seed_start, seed_start + count)
+    ]
+    t0 = time.perf_counter()
+    # Fork the workers before torch is imported: forked children must not inherit torch's thread pools.
+    pool = (
+        mp.get_context("fork").Pool(workers, initializer=_init_worker) if workers > 1 and count > 1 else None
+    )
+    results = pool.imap(run_job, jobs, chunksize=1) if pool else map(run_job, jobs)
+    encoder = None
+    if features:
+        from demo.features import load_frame_encoder
+
+        encoder = load_frame_encoder(device=device)
+    n_frames, t_encode = 0, 0.0
+    tmp = out / ".episodes.jsonl.tmp"
+    pending: list[tuple[dict, np.ndarray | None]] = []
+
+    def flush(f) -> None:
+        nonlocal n_frames, t_encode
+        if encoder is not None and pending:
+            t = time.perf_counter()
+            feats = encoder.encode(np.concatenate([fr for _, fr in pending])).features
+            t_encode += time.perf_counter() - t
+            i = 0
+            for rec, fr in pending:
+                name = f"{rec['episode_id']}.npy"
+                np.save(out / "features" / name, feats[i : i + len(fr)].astype(np.float16))
+                rec["features"] = {"path": f"features/{name}", "encoder": encoder.name, "dim": int(encoder.dim),
+                                   "dtype": "float16"}  # fmt: skip
+                i += len(fr)
+                n_frames += len(fr)
+        for rec, _ in pending:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        pending.clear()
+
+    try:
+        from tqdm import tqdm
+
+        with open(tmp, "w", encoding="utf-8") as f:
+            for rec, fr in tqdm(
+                results, total=count, desc=f"synthtv {split}", unit="ep", disable=not progress
+            ):
+                pending.append((rec, fr))
+                if encoder is None or sum(len(x) for _, x in pending) >= batch_frames:
+                    flush(f)
+            flush(f)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    os.replace(tmp, out / "episodes.jsonl")
+    elapsed = time.perf_counter() - t0
+    meta = {
+        "split": split, "seed_start": seed_start, "count": count, "video": video, "size": list(size),
+        "fps": fps, "workers": workers, "device": str(getattr(encoder, "device", "none")),
+        "seconds": round(elapsed, 2), "encode_seconds": round(t_encode, 2), "n_frames": n_frames,
+        "episodes_per_minute": round(count / elapsed * 60, 1),
+    }  # fmt: skip
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def read_episodes(path: str | Path) -> list[dict]:
+    """All records of DIR/episodes.jsonl (or of a .jsonl file)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "episodes.jsonl"
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_features(data_dir: str | Path, record: dict) -> np.ndarray:
+    """float16 (n_frames, dim) features of an episode."""
+    return np.load(Path(data_dir) / record["features"]["path"])
