@@ -1,0 +1,189 @@
+"""SynthTV: determinism, schema, spans, QA balance, split constraints, rendering, CLI; mp4 + Whisper (slow)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthtv.episode import build_episode, sample_times
+from synthtv.schema import validate
+from synthtv.world import HELD_OUT_ACTIONS, HELD_OUT_TOPICS, NOVEL_PHOTOS, SPLITS
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT = ("test", 35)  # a 31.5 s episode: the cheapest to render, encode and transcribe
+
+
+def _records(split: str, n: int) -> list[dict]:
+    return [build_episode(split, s)[0] for s in range(n)]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> list[Path]:
+    """The same one-episode generation run twice (features-only, one worker)."""
+    from synthtv.generate import generate
+
+    outs = []
+    for k in range(2):
+        out = tmp_path_factory.mktemp(f"gen{k}")
+        generate(SHORT[0], SHORT[1], 1, out, workers=1, device="cpu", progress=False)
+        outs.append(out)
+    return outs
+
+
+def test_same_seed_gives_byte_identical_annotations_and_features(generated):
+    a, b = generated
+    assert (a / "episodes.jsonl").read_bytes() == (b / "episodes.jsonl").read_bytes()
+    rec = json.loads((a / "episodes.jsonl").read_text())
+    feats = [(d / rec["features"]["path"]).read_bytes() for d in (a, b)]
+    assert feats[0] == feats[1]
+    f = np.load(a / rec["features"]["path"])
+    assert f.dtype == np.float16 and f.shape == (rec["n_frames"], 1280)
+    assert np.isfinite(f).all() and np.abs(f).sum() > 0
+    assert build_episode("train", 7)[0] == build_episode("train", 7)[0]
+    assert build_episode("train", 7)[0] != build_episode("train", 8)[0]
+
+
+def test_records_validate_against_the_schema():
+    for split in SPLITS:
+        for rec in _records(split, 8):
+            rec["size"] = [640, 360]
+            assert validate(rec) == [], (split, rec["seed"])
+    broken = build_episode("val", 0)[0] | {"size": [640, 360]}
+    broken["qa"][0]["answer_idx"] = 7
+    broken["queries"][0]["end"] = broken["duration"] + 5
+    errs = validate(broken)
+    assert any("answer_idx" in e for e in errs) and any("not inside" in e for e in errs)
+
+
+def test_spans_lie_inside_the_episode_and_frames_follow_the_app():
+    from demo.video import frame_times
+
+    for rec in _records("train", 10):
+        d = rec["duration"]
+        assert 30 <= d <= 120
+        for key in ("subtitles", "queries", "qa", "captions", "events"):
+            for x in rec[key]:
+                assert 0 <= x["start"] < x["end"] <= d
+        assert np.array_equal(sample_times(d), frame_times(d))
+        assert rec["n_frames"] == len(frame_times(d))
+
+
+def test_every_episode_has_all_annotation_types():
+    types_q, types_qa = Counter(), Counter()
+    for rec in _records("train", 20):
+        assert len({s["speaker"] for s in rec["subtitles"]}) >= 2
+        assert {s["kind"] for s in rec["subtitles"]} >= {"offscreen", "reaction"}
+        types_q.update(q["type"] for q in rec["queries"])
+        types_qa.update(q["type"] for q in rec["qa"])
+        assert len(rec["captions"]) == len(rec["events"]) >= 3
+    assert set(types_q) == {"video", "sub", "both"}
+    assert set(types_qa) == {"what", "which", "who-said", "when", "before-after", "counting"}
+
+
+def test_queries_paraphrase_rather_than_copy_subtitles():
+    for rec in _records("val", 20):
+        subs = [set(re.findall(r"[a-z]+", s["text"].lower())) for s in rec["subtitles"]]
+        for q in rec["queries"]:
+            words = set(re.findall(r"[a-z]+", q["text"].lower()))
+            best = max(len(words & s) / len(words | s) for s in subs)
+            assert best < 0.75, (q["text"], best)
+
+
+def test_qa_answer_index_valid_and_positions_balanced():
+    counts = Counter()
+    n = 0
+    for rec in _records("train", 60):
+        for q in rec["qa"]:
+            assert 0 <= q["answer_idx"] < 5 and len(set(q["candidates"])) == 5
+            counts[q["answer_idx"]] += 1
+            n += 1
+    assert n > 300
+    for pos in range(5):
+        assert abs(counts[pos] / n - 0.2) < 0.03, counts
+
+
+def test_splits_hold_out_photos_and_combinations():
+    for split in ("train", "val", "test"):
+        for rec in _records(split, 15):
+            actors = {a["id"] for a in rec["actors"]}
+            assert not actors & set(NOVEL_PHOTOS)
+            for e in rec["events"]:
+                assert not any((a, e["action"]) in HELD_OUT_ACTIONS for a in e["actors"])
+            for s in rec["subtitles"]:
+                assert (s["speaker"], s["topic"]) not in HELD_OUT_TOPICS
+            assert not any(q["held_out"] for q in rec["queries"] + rec["qa"])
+    for rec in _records("comp", 10):
+        assert any((a, e["action"]) in HELD_OUT_ACTIONS for e in rec["events"] for a in e["actors"])
+        assert any((s["speaker"], s["topic"]) in HELD_OUT_TOPICS for s in rec["subtitles"])
+    for rec in _records("novel", 10):
+        assert {a["id"] for a in rec["actors"]} & set(NOVEL_PHOTOS)
+
+
+def test_render_is_deterministic_at_any_size():
+    from synthtv.render import render_frame
+
+    _, world = build_episode("train", 3)
+    a = render_frame(world, 10.25, 320, 180)
+    assert a.shape == (180, 320, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, render_frame(world, 10.25, 320, 180))
+    assert render_frame(world, 10.25, 96, 64).shape == (64, 96, 3)
+    frames = [render_frame(world, t, 160, 90) for t in np.arange(0, world.duration, 2.0)]
+    assert np.std([f.mean() for f in frames]) > 0  # things change over time
+
+
+def test_stats_cli_reports_counts_and_chance_baselines(generated):
+    out = subprocess.run(
+        [sys.executable, "-m", "synthtv", "stats", str(generated[0]), "--json"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    st = json.loads(out.stdout)
+    assert st["episodes"] == 1 and st["with_features"] == 1 and sum(st["qa"].values()) > 0
+    assert 0 <= st["baselines"]["qa_random"] <= 1
+    bad = subprocess.run(
+        [sys.executable, "-m", "synthtv", "generate", "--split", "nope", "--count", "1", "--out", "x"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2
+
+
+@pytest.mark.slow
+def test_mp4_decodes_with_the_app_reader_and_transcribes_close_to_gold(tmp_path):
+    from demo.asr import transcribe
+    from demo.features import load_frame_encoder
+    from demo.video import load_audio, probe, sample_frames
+    from synthtv.generate import generate, load_features, read_episodes
+
+    generate(SHORT[0], SHORT[1], 1, tmp_path, video=True, workers=1, device="cpu", progress=False)
+    rec = read_episodes(tmp_path)[0]
+    path = tmp_path / rec["video"]["path"]
+    meta = probe(path)
+    assert meta.has_audio and abs(meta.duration - rec["duration"]) < 0.05
+    frames = sample_frames(path, meta)
+    assert frames.shape == (rec["n_frames"], 360, 640, 3)
+    a = load_frame_encoder(device="cpu").encode(frames).features
+    b = load_features(tmp_path, rec).astype(np.float32)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.mean() > 0.9  # codec loss only
+    hyp = " ".join(s.text for s in transcribe(load_audio(path, meta), language="en").subtitles)
+    ref = " ".join(s["text"] for s in rec["subtitles"])
+    assert wer(ref, hyp) < 0.2
+
+
+def wer(ref: str, hyp: str) -> float:
+    """Word error rate after lower-casing and dropping punctuation."""
+    r, h = (re.sub(r"[^a-z0-9' ]+", " ", x.lower()).split() for x in (ref, hyp))
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        nd = np.empty_like(d)
+        nd[0] = i
+        for j, hw in enumerate(h, 1):
+            nd[j] = min(d[j] + 1, nd[j - 1] + 1, d[j - 1] + (rw != hw))
+        d = nd
+    return float(d[-1]) / max(1, len(r))
