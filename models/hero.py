@@ -8,7 +8,8 @@ models/hero_heads.py.
 Differences from the official code that do not change what it computes:
 - all subtitles of all videos run as one padded batch built from flat index tensors (no per-subtitle
   loop); fused frame outputs are summed back with one ``index_add_``;
-- attention runs through ``F.scaled_dot_product_attention`` with the official additive -10000 mask;
+- attention runs through ``F.scaled_dot_product_attention`` with the official additive -10000 mask,
+  Q/K/V as one GEMM; in the cross-modal transformer the linears run on real tokens only (packed);
 - subtitles that cover no frame are dropped before the cross-modal transformer (in the official
   code their outputs are computed and then ignored).
 """
@@ -154,6 +155,16 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 # transformer layers (HF BERT names: the official checkpoints use them)
 
 
+@dataclass
+class Packing:
+    """Real tokens of a padded (B, L) batch: linears run on the N real rows only; attention
+    scatters them back to (B, L) for SDPA."""
+
+    index: torch.Tensor  # (N,) flat positions b * L + l of the real tokens
+    B: int
+    L: int
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -165,21 +176,29 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """x (B, L, H), bias (B, 1, 1, L) additive or None -> (B, L, H)."""
-        B, L, H = x.shape
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
+        """x (B, L, H), or (N, H) real tokens with ``packing``; bias (B, 1, 1, L) additive or None.
+        Returns the same layout as x."""
+        H = x.shape[-1]
         nh = self.n_heads
-
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(B, L, nh, H // nh).transpose(1, 2)  # (B, nh, L, hd)
-
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H): one GEMM
+        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = F.linear(x, w, b)  # (B, L, 3H) or (N, 3H)
+        if packing is not None:
+            B, L = packing.B, packing.L
+            full = qkv.new_zeros(B * L, 3 * H)
+            full[packing.index] = qkv
+            qkv = full
+        else:
+            B, L = x.shape[:2]
+        q, k, v = qkv.view(B, L, 3, nh, H // nh).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, L, hd)
         if bias is not None:
             bias = bias.to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0
         )  # (B, nh, L, hd)
-        return out.transpose(1, 2).reshape(B, L, H)
+        out = out.transpose(1, 2).reshape(B, L, H)
+        return out if packing is None else out.reshape(B * L, H)[packing.index]
 
 
 class BertSelfOutput(nn.Module):
@@ -199,9 +218,9 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg)
         self.output = BertSelfOutput(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """x (B, L, H) -> (B, L, H)."""
-        return self.output(self.self(x, bias), x)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
+        """x (B, L, H) (or (N, H) packed) -> same shape."""
+        return self.output(self.self(x, bias, packing), x)
 
 
 class BertIntermediate(nn.Module):
@@ -233,8 +252,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = BertOutput(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        a = self.attention(x, bias)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
+        a = self.attention(x, bias, packing)
         return self.output(self.intermediate(a), a)
 
 
@@ -243,12 +262,25 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, L, H), mask (B, L) 1 = real -> (B, L, H)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, pack: bool = False) -> torch.Tensor:
+        """x (B, L, H), mask (B, L) 1 = real -> (B, L, H).
+
+        pack=True: only real tokens go through the linears; padded output rows are zero. Only for
+        callers that never read padded rows: the official VSM convolution does read the temporal
+        encoder's padded rows, so the temporal encoder keeps the official padded computation.
+        """
         bias = attention_bias(mask, x.dtype)
+        B, L, H = x.shape
+        real = mask.reshape(-1) > 0
+        if not pack or not len(self.layer) or bool(real.all()):
+            for layer in self.layer:
+                x = layer(x, bias)
+            return x
+        packing = Packing(real.nonzero()[:, 0], B, L)
+        h = x.reshape(B * L, H)[packing.index]  # (N, H)
         for layer in self.layer:
-            x = layer(x, bias)
-        return x
+            h = layer(h, bias, packing)
+        return h.new_zeros(B * L, H).index_copy_(0, packing.index, h).view(B, L, H)
 
 
 class BertPooler(nn.Module):
@@ -485,7 +517,7 @@ class CrossModalTrm(nn.Module):
         seq[txt_dst[valid]] = txt[valid].to(seq.dtype)
         seq = seq.view(S, Lmax, H)
         mask = (torch.arange(Lmax, device=dev)[None] < (k + l)[:, None]).float()  # (S, Lmax)
-        return self.encoder(seq, mask)
+        return self.encoder(seq, mask, pack=True)  # padded rows are never read
 
 
 class TemporalTrm(nn.Module):

@@ -1,0 +1,102 @@
+"""Benchmark HERO encoding of a 10-minute video (400 frames at 1.5 s, ~150 subtitles of ~12 tokens).
+
+    python -m benchmarks.bench_hero [--device cpu|cuda] [--threads 2] [--runs 5] [--models mini,official]
+
+Random weights (speed does not depend on them). Prints a markdown table: model, device, params,
+median seconds to encode the whole video (cross-modal + windowed temporal transformer) and median
+milliseconds for one query (query encoder + heads + span decoding), plus the process CPU seconds of
+the encode (on a shared machine wall time exceeds CPU / threads). CUDA runs use bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from models.hero import build_hero, count_parameters, hero_mini_config, official_config
+from models.hero_api import encode_queries, encode_video, search_moments
+
+
+def synthetic_video(n_frames=400, n_subs=150, tokens=12, vfeat_dim=1280, vocab=30000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n_frames, vfeat_dim, generator=g)
+    subs = []
+    per = n_frames / n_subs
+    for s in range(n_subs):
+        a = int(s * per)
+        frames = list(range(a, min(n_frames, int((s + 1) * per) + 1)))  # 3-4 frames, shared edges
+        n_tok = tokens + int(torch.randint(-3, 4, (1,), generator=g))
+        subs.append((torch.randint(1000, vocab, (n_tok,), generator=g).tolist(), frames))
+    return feats, subs
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(name, config, device, runs, n_frames, n_subs):
+    torch.manual_seed(0)
+    model = build_hero(config).to(device).eval()
+    feats, subs = synthetic_video(n_frames, n_subs, vfeat_dim=config.vfeat_dim)
+    query = torch.randint(1000, 30000, (14,)).tolist()
+    enc = encode_video(model, feats, subs)  # warm-up
+    qv = encode_queries(model, [query])[0]
+    search_moments(model, qv, enc.v_temp)
+    enc_t, enc_cpu, q_t = [], [], []
+    for _ in range(runs):
+        _sync(device)
+        t, c = time.perf_counter(), time.process_time()
+        enc = encode_video(model, feats, subs)
+        _sync(device)
+        enc_t.append(time.perf_counter() - t)
+        enc_cpu.append(time.process_time() - c)
+        t = time.perf_counter()
+        qv = encode_queries(model, [query])[0]
+        search_moments(model, qv, enc.v_temp, top_k=10)
+        _sync(device)
+        q_t.append(time.perf_counter() - t)
+    return {
+        "model": name,
+        "device": device.type + (" bf16" if device.type == "cuda" else f" {torch.get_num_threads()} thr"),
+        "params": f"{count_parameters(model) / 1e6:.1f} M",
+        "encode_s": statistics.median(enc_t),
+        "encode_cpu_s": statistics.median(enc_cpu),
+        "query_ms": statistics.median(q_t) * 1e3,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--models", default="mini,official")
+    ap.add_argument("--frames", type=int, default=400)
+    ap.add_argument("--subs", type=int, default=150)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    configs = {"hero-mini": hero_mini_config(vfeat_dim=1280), "official (768-d)": official_config()}
+    pick = {"mini": "hero-mini", "official": "official (768-d)"}
+    rows = [bench(pick[m], configs[pick[m]], device, a.runs, a.frames, a.subs) for m in a.models.split(",")]
+    print(
+        f"Encoding a {a.frames * 1.5 / 60:.0f}-minute video ({a.frames} frames, {a.subs} subtitles), "
+        f"median of {a.runs} runs\n"
+    )
+    print("| model | device | params | encode video (s) | process CPU (s) | one query (ms) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['device']} | {r['params']} | {r['encode_s']:.3f} | "
+            f"{r['encode_cpu_s']:.2f} | {r['query_ms']:.1f} |"
+        )
+    print("\nprocess CPU = CPU seconds of this process (all threads): wall >> CPU / threads means the")
+    print("machine was busy with other work.")
+
+
+if __name__ == "__main__":
+    main()
