@@ -583,10 +583,14 @@ class HierarchicalVlModel(nn.Module):
             feats = feats.masked_fill(frame_masks[..., None], 0)
             batch = HeroVideoBatch(**{**batch.__dict__, "frame_feats": feats})
         B, T, _ = feats.shape
-        hidden = self.f_encoder.forward_fused(batch, frame_masks, input_ids)  # (S, Lmax, H)
-        S, Lmax, H = hidden.shape
-        frame_out = hidden.reshape(S * Lmax, H)[batch.pair_sub * Lmax + batch.pair_pos]  # (P, H)
-        summed = hidden.new_zeros(B * T, H).index_add_(0, batch.pair_frame_index, frame_out)
+        H = self.f_encoder.embeddings.word_embeddings.embedding_dim
+        if batch.sub_input_ids.shape[0] == 0:  # no subtitle covers any frame
+            summed = feats.new_zeros(B * T, H)
+        else:
+            hidden = self.f_encoder.forward_fused(batch, frame_masks, input_ids)  # (S, Lmax, H)
+            S, Lmax, _ = hidden.shape
+            frame_out = hidden.reshape(S * Lmax, H)[batch.pair_sub * Lmax + batch.pair_pos]  # (P, H)
+            summed = hidden.new_zeros(B * T, H).index_add_(0, batch.pair_frame_index, frame_out)
 
         c_in = feats if frame_masks is None else feats + self.mask_embedding(frame_masks.long())
         fused = self.frame_transform(c_in) + summed.view(B, T, H).to(c_in.dtype)  # (B, T, H)

@@ -24,6 +24,20 @@ API
 - ``search_corpus(model, query_vector, v_temps, top_k) -> list[dict]``: VCMR across cached videos.
 - ``answer_candidates(model, fused, qa_token_ids) -> dict``: QA scores per candidate + evidence.
   ``qa_token_ids`` are the candidates' ``[sep] q [sep] a`` ids (use :func:`qa_input_ids`).
+- ``qa_video_inputs(feats, subtitles, qa_token_ids)``: the official TVQA input (question and answer
+  appended to every subtitle in the cross-modal transformer), for training/eval with ``forward_qa``.
+
+Notes
+- Batched == single: a video's outputs do not depend on what it is batched with (tested). The
+  official code, batching videos of different lengths, lets the start/end Conv1d read the temporal
+  encoder's outputs at padded frames; here every video is scored on its own frames with zeros
+  beyond its end (= an unpadded official forward).
+- hero-mini text ids come from the bundled MiniLM WordPiece tokenizer: queries as the tokenizer
+  gives them ([CLS] ... [SEP]); subtitles and QA text without special tokens. The bundled
+  tokenizer.json pads to 128 unless told not to (``Tokenizer.no_padding()``; BertTokenizerFast
+  does not pad by default).
+- CPU threads: small calls (one query) lose badly to OpenMP synchronisation on a busy machine;
+  ``torch.set_num_threads(1)`` around query-time calls is faster there.
 """
 
 from __future__ import annotations
@@ -168,6 +182,10 @@ def temporal_windows(model: HeroModel, fused: torch.Tensor, mask: torch.Tensor, 
     B, T, H = fused.shape
     window = window or model.config.max_clip_len
     stride = stride or max(1, window // 2)
+    if window > model.config.c_config.max_position_embeddings:
+        raise ValueError(
+            f"window {window} > temporal position table {model.config.c_config.max_position_embeddings}"
+        )
     lengths = mask.sum(1).long().tolist()
     _, idx = _windows([max(1, n) for n in lengths], window, stride)  # (W, Lw)
     idx = idx.to(fused.device)

@@ -493,3 +493,12 @@ def test_hero_mini_text_encoder_is_minilm():
     torch.testing.assert_close(ours[real], ref[real], atol=2e-3, rtol=0)
     emb = m.v_encoder.f_encoder.embeddings
     assert torch.equal(emb.token_type_embeddings.weight[0], emb.token_type_embeddings.weight[1])
+
+
+def test_video_without_subtitles_and_empty_video():
+    m = tiny_model("vcmr")
+    feats = torch.randn(5, 12)
+    enc = encode_video(m, feats, [])
+    assert enc.v_temp.shape == (5, 32) and torch.isfinite(enc.v_temp).all()
+    assert encode_video(m, feats, [([5, 6], [])]).v_temp.shape == (5, 32)  # frame-less subtitle only
+    assert encode_videos(m, [(torch.zeros(0, 12), []), (feats, [])])[0].v_temp.shape == (0, 32)
