@@ -141,6 +141,11 @@ class VideoEncoding:
     fused: torch.Tensor
 
 
+def default_window(config: HeroConfig) -> int:
+    """Frames per temporal window: max_clip_len (100), within the temporal position table."""
+    return min(config.max_clip_len, config.c_config.max_position_embeddings)
+
+
 def window_starts(n: int, window: int, stride: int) -> list[int]:
     """Window starts covering n frames; the last window ends at the video end (all full length)."""
     if n <= window:
@@ -180,7 +185,7 @@ def temporal_windows(model: HeroModel, fused: torch.Tensor, mask: torch.Tensor, 
     as one batch; each window's positions restart at 0 (as in training, <= max_clip_len frames).
     """
     B, T, H = fused.shape
-    window = window or model.config.max_clip_len
+    window = window or default_window(model.config)
     stride = stride or max(1, window // 2)
     if window > model.config.c_config.max_position_embeddings:
         raise ValueError(
@@ -337,7 +342,7 @@ def answer_candidates(
     dev = _device_of(model)
     N, H = fused.shape
     C = len(qa_token_ids)
-    window = window or model.config.max_clip_len
+    window = window or default_window(model.config)
     stride = stride or max(1, window // 2)
     starts = window_starts(N, window, stride)
     Lw = min(window, N)
