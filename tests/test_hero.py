@@ -502,3 +502,20 @@ def test_video_without_subtitles_and_empty_video():
     assert enc.v_temp.shape == (5, 32) and torch.isfinite(enc.v_temp).all()
     assert encode_video(m, feats, [([5, 6], [])]).v_temp.shape == (5, 32)  # frame-less subtitle only
     assert encode_videos(m, [(torch.zeros(0, 12), []), (feats, [])])[0].v_temp.shape == (0, 32)
+
+
+def test_load_pretrained_resolves_hub_repo_ids(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    m = tiny_model("vcmr")
+    save_pretrained(m, tmp_path / "snap")
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=None):
+        calls.append((repo_id, revision, tuple(allow_patterns)))
+        return str(tmp_path / "snap")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    m2 = load_pretrained("someone/hero-mini", revision="v1")
+    assert calls and calls[0][0] == "someone/hero-mini" and "model.safetensors" in calls[0][2]
+    assert m2.config == m.config
