@@ -3,7 +3,7 @@
 Module and parameter names follow the official implementation (github linjieli222/HERO) so its
 checkpoints load one to one (see models/convert_hero.py). Batch construction, long-video windows and
 the app-facing inference functions live in models/hero_api.py; pure decoding/loss maths in
-models/hero_heads.py.
+models/hero_heads.py; the BERT-named transformer blocks in models/hero_layers.py.
 
 Differences from the official code that do not change what it computes:
 - all subtitles of all videos run as one padded batch built from flat index tensors (no per-subtitle

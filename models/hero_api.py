@@ -17,8 +17,8 @@ API
 - ``pad_token_ids(seqs, pad_id) -> (ids, mask)``.
 - ``encode_queries(model, token_id_lists) -> (Q, H)``: query vectors (token ids with the
   tokenizer's own [CLS]/[SEP] as produced by it).
-- ``moment_logits(model, query_vectors, v_temp) -> dict``: per-frame start/end logits (Q, N),
-  video scores (Q,), per-frame cosine saliency (Q, N) for one cached video.
+- ``moment_logits(model, query_vectors, v_temp) -> dict``: per-frame start/end logits and
+  probabilities (Q, N), video scores (Q,), per-frame cosine saliency (Q, N) for one cached video.
 - ``search_moments(model, query_vector, v_temp, top_k) -> dict``: moments in seconds after NMS
   (hero_heads.decode_moments) + saliency.
 - ``search_corpus(model, query_vector, v_temps, top_k) -> list[dict]``: VCMR across cached videos.
@@ -254,7 +254,8 @@ def encode_queries(
 @torch.no_grad()
 def moment_logits(model: HeroForPretraining, query_vectors: torch.Tensor, v_temp: torch.Tensor) -> dict:
     """Heads over one cached video: query_vectors (Q, H), v_temp (N, H) ->
-    {"st_logits" (Q, N), "ed_logits" (Q, N), "video_scores" (Q,), "saliency" (Q, N) cosine}."""
+    {"st_logits"/"ed_logits" (Q, N), "st_probs"/"ed_probs" (Q, N) softmax over the video's frames,
+    "video_scores" (Q,) max-over-frames cosine, "saliency" (Q, N) per-frame cosine}."""
     model.eval()
     dev = _device_of(model)
     q, v = query_vectors.to(dev, torch.float32), v_temp.to(dev, torch.float32)[None]  # (1, N, H)
@@ -266,6 +267,8 @@ def moment_logits(model: HeroForPretraining, query_vectors: torch.Tensor, v_temp
     return {
         "st_logits": st[:, 0].cpu(),
         "ed_logits": ed[:, 0].cpu(),
+        "st_probs": torch.softmax(st[:, 0], -1).cpu(),
+        "ed_probs": torch.softmax(ed[:, 0], -1).cpu(),
         "video_scores": sal.max(dim=1).values.cpu(),
         "saliency": sal.cpu(),
     }
