@@ -44,6 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file (default: stdout)")
     _common(p)
 
+    p = sub.add_parser("search", help="find the moments of a video (or of the whole library) matching a text")
+    p.add_argument("video", nargs="?", help="video file or library id (omit with --library)")
+    p.add_argument("query")
+    p.add_argument("--library", action="store_true", help="search every ingested video")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--min-len", type=float, default=None, help="shortest moment in seconds")
+    p.add_argument("--max-len", type=float, default=None, help="longest moment in seconds")
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer a question about a video, with the evidence span")
+    p.add_argument("video", help="video file or library id")
+    p.add_argument("question")
+    p.add_argument("--options", default=None, help='candidate answers "A|B|C|D|E" (default: proposed)')
+    _common(p)
+
     p = sub.add_parser("library", help="list or remove ingested videos")
     p.add_argument("action", choices=["list", "remove"], nargs="?", default="list")
     p.add_argument("video_id", nargs="?")
@@ -86,6 +101,7 @@ def cmd_ingest(args) -> None:
         language=args.language,
         vad=args.vad,
         device=args.device,
+        checkpoint=args.checkpoint,
     )
     if args.interval <= 0:
         raise InputError(f"--interval {args.interval}: must be positive")
@@ -103,6 +119,63 @@ def cmd_ingest(args) -> None:
         s,
         f"{rec.video_id}  {s['duration']:.1f} s  {s['n_frames']} frames  {len(rec.subtitles)} subtitles"
         f"  language={rec.language}  ({s['timings'].get('total', 0):.1f} s)",
+    )
+
+
+def _record(args):
+    """The record of args.video, ingesting it first (with a progress bar) if it is a new file."""
+    from demo.library import Library
+    from demo.pipeline import IngestOptions, find_record
+
+    lib = Library(args.data_dir)
+    bar = _Bar(not args.quiet)
+    try:
+        return lib, find_record(
+            lib, args.video, IngestOptions(device=args.device, checkpoint=args.checkpoint), bar
+        )
+    finally:
+        bar.close()
+
+
+def cmd_search(args) -> None:
+    from demo.engine import load_engine
+    from demo.search import search_library, search_moments
+
+    if args.top_k < 1:
+        raise InputError(f"--top-k {args.top_k}: must be at least 1")
+    engine = load_engine(args.checkpoint, args.device)
+    if args.library:
+        if args.video is not None:
+            raise InputError("search --library takes only a query, not a video")
+        from demo.library import Library
+
+        moments = search_library(Library(args.data_dir), args.query, args.top_k, engine=engine)
+        payload = {"query": args.query, "moments": [m.to_dict() for m in moments]}
+        text = "\n".join(
+            f"{m.video_id}  {m.start:7.1f}-{m.end:7.1f} s  {m.score:.3f}  {m.text[:60]}" for m in moments
+        )
+    else:
+        if args.video is None:
+            raise InputError("search: give a video (or --library)")
+        _, rec = _record(args)
+        res = search_moments(rec, args.query, args.top_k, args.min_len, args.max_len, engine=engine)
+        payload = res.to_dict()
+        text = "\n".join(f"{m.start:7.1f}-{m.end:7.1f} s  {m.score:.3f}  {m.text[:70]}" for m in res.moments)
+    _emit(args, payload, text or "no moments")
+
+
+def cmd_ask(args) -> None:
+    from demo.engine import load_engine
+    from demo.qa import answer_question
+
+    _, rec = _record(args)
+    options = args.options.split("|") if args.options else None
+    ans = answer_question(rec, args.question, options, engine=load_engine(args.checkpoint, args.device))
+    note = " (candidates proposed from the video)" if ans.candidates_source == "proposed" else ""
+    _emit(
+        args,
+        ans.to_dict(),
+        f"{ans.answer}  p={ans.scores[ans.answer_index]:.2f}  evidence {ans.evidence[0]:.1f}-{ans.evidence[1]:.1f} s{note}",
     )
 
 
@@ -149,7 +222,13 @@ def cmd_library(args) -> None:
     )
 
 
-COMMANDS = {"ingest": cmd_ingest, "export-subtitles": cmd_export_subtitles, "library": cmd_library}
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "export-subtitles": cmd_export_subtitles,
+    "library": cmd_library,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,7 +120,7 @@ class VideoRecord:
         payload["features"] = self.features.astype(np.float16)
         for k, v in self.arrays.items():
             payload[f"a.{k}"] = v.astype(np.float16) if v.dtype.kind == "f" else v
-        _atomic_write(path, lambda f: np.savez(f, **payload))
+        atomic_write(path, lambda f: np.savez(f, **payload))
 
     @classmethod
     def load(cls, path: Path) -> VideoRecord:
@@ -153,7 +153,7 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -40,6 +40,7 @@ class IngestOptions:
     vad: bool = False  # drop non-speech before Whisper
     device: str = "auto"  # auto | cpu | cuda
     frame_encoder: str = "efficientnet-lite0"
+    checkpoint: str | None = None  # HERO checkpoint dir or hub repo id; None: the shipped one, if any
 
 
 def _noop(_f: float, _s: str) -> None:
@@ -61,14 +62,16 @@ def ingest(
     library: Library | None = None,
     options: IngestOptions = IngestOptions(),
     progress: ProgressFn | None = None,
-    encode_models: Callable[[VideoRecord], None] | None = None,
 ) -> VideoRecord:
     """Ingest one video; returns its record (from the cache when nothing changed).
 
-    encode_models: optional hook that adds model representations (e.g. HERO's V_temp) to the record's
-    `arrays` before it is saved; it decides itself whether the record already has them.
+    With a HERO checkpoint (options.checkpoint, else the shipped one) the record also stores HERO's
+    states, so a later search or question costs only the query encoder and the heads.
     """
+    from demo.engine import load_engine
+
     progress = progress or _noop
+    engine = load_engine(options.checkpoint, options.device)
     library = library or Library()
     path = Path(path)
     user_subs: list[Subtitle] | None = None
@@ -94,10 +97,8 @@ def ingest(
         old.subtitles_source == subs_source or (old.subtitles_source == "none" and user_subs is None)
     )
     if old is not None and same_frames and same_subs:
-        before = dict(old.arrays)
-        if encode_models:
-            encode_models(old)
-        if old.arrays.keys() != before.keys() or any(old.arrays[k] is not before[k] for k in before):
+        if engine is not None and old.info.get("hero_key") != engine.key:
+            engine.encode_record(old)
             library.put(old)
         progress(1.0, "cached")
         return old
@@ -158,10 +159,10 @@ def ingest(
         feature_encoder=options.frame_encoder,
         timings=timings,
     )
-    if encode_models:
+    if engine is not None:
         t = time.perf_counter()
         progress(_SPAN["model"][0], "encoding with HERO")
-        encode_models(record)
+        engine.encode_record(record)
         timings["model"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     try:
@@ -173,14 +174,16 @@ def ingest(
     return record
 
 
-def find_record(library: Library, video: str | Path) -> VideoRecord:
-    """A video given as a file path or a library id -> its record (ingested already)."""
-    p = Path(video)
-    if p.is_file():
-        rec = library.get(content_hash(p))
-        if rec is None:
-            raise InputError(f"{video}: not ingested yet (run: python -m demo ingest {video})")
-        return rec
+def find_record(
+    library: Library,
+    video: str | Path,
+    options: IngestOptions = IngestOptions(),
+    progress: ProgressFn | None = None,
+) -> VideoRecord:
+    """A video given as a file path (ingested now if it is not in the library yet; instant if it is) or
+    as the id of an ingested video -> its record."""
+    if Path(video).is_file():
+        return ingest(video, library=library, options=options, progress=progress)
     rec = library.get(str(video))
     if rec is None:
         raise InputError(f"{video}: neither a video file nor the id of an ingested video")

@@ -11,6 +11,13 @@ import torch
 from demo.features import resolve_device
 
 
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter the CLI's stderr
+    hf_logging.set_verbosity_error()
+
+
 @lru_cache(maxsize=1)
 def tokenizer():
     from transformers import BertTokenizerFast
@@ -36,6 +43,7 @@ class SentenceEncoder:
 
         from models.io import minilm_dir
 
+        _quiet_transformers()
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.model = (
@@ -78,3 +86,24 @@ def embed(texts: list[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, 384), np.float32)
     return np.stack([_CACHE[t] for t in texts])
+
+
+@torch.inference_mode()
+def token_features(texts: list[str], device: str = "auto", max_len: int = 64) -> list[np.ndarray]:
+    """Per-token MiniLM last hidden states, one (n_tokens, 384) float32 array per text: COOT's word-level
+    text input. Each text is encoded on its own ([CLS] text [SEP]); the word pieces' states are kept and
+    [CLS]/[SEP] dropped (an empty text keeps its [CLS] state, so every text has >= 1 token)."""
+    enc = sentence_encoder(device)
+    out: list[np.ndarray] = []
+    for s in range(0, len(texts), enc.batch_size):
+        batch = tokenizer()(
+            list(texts[s : s + enc.batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_len,
+            return_tensors="pt",
+        ).to(enc.device)
+        h = enc.model(**batch).last_hidden_state.float().cpu().numpy()  # (B, L, 384)
+        for row, n in zip(h, batch["attention_mask"].sum(1).tolist()):
+            out.append(row[1 : n - 1] if n > 2 else row[:1])
+    return out

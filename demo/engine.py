@@ -1,0 +1,111 @@
+"""The HERO runtime of the app: loads a checkpoint once per process, encodes a video record at ingest
+(V_temp for search, fused frame states for QA, stored in the record), and encodes queries.
+
+The default checkpoint is the one shipped in assets/hero-mini (trained on SynthTV); `--checkpoint`
+takes any local directory or hub repo id with the same files (model.safetensors + config.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demo.errors import InputError
+from demo.features import resolve_device
+from demo.library import VideoRecord
+from demo.subtitles import align_to_frames
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "hero-mini"
+MAX_SUB_TOKENS = 64  # WordPiece tokens kept per subtitle
+
+
+class HeroEngine:
+    """A loaded HERO checkpoint plus the text tokenizer it was trained with."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto"):
+        from models.io import load_pretrained, resolve_model_dir
+
+        try:
+            path = resolve_model_dir(checkpoint)
+            self.device = resolve_device(device)
+            self.model = load_pretrained(path, device=self.device)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise InputError(
+                f"{checkpoint}: cannot load the HERO checkpoint ({str(e).splitlines()[0][:160]})"
+            ) from None
+        self.config = self.model.config
+        self.path = path
+        # What made the cached states: the weights' bytes (a retrained checkpoint re-encodes videos).
+        h = hashlib.sha256((path / "config.json").read_bytes())
+        with open(path / "model.safetensors", "rb") as f:
+            while block := f.read(8 << 20):
+                h.update(block)
+        self.key = h.hexdigest()[:12]
+        self.can_search = hasattr(self.model, "encode_query") and hasattr(self.model, "span_logits")
+        self.can_answer = hasattr(self.model, "qa_heads")
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    # --- inputs ---------------------------------------------------------------------------------------
+
+    def video_inputs(self, record: VideoRecord) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
+        """(features (N, D), [(subtitle token ids, frame indices)]) as HERO-mini was trained on."""
+        from demo.text import token_ids
+
+        subs = record.subtitles
+        frames = align_to_frames(subs, record.n_frames, record.frame_interval)
+        ids = token_ids([s.text for s in subs], max_len=MAX_SUB_TOKENS)
+        return record.features, list(zip(ids, frames))
+
+    # --- encoding -------------------------------------------------------------------------------------
+
+    def encode_record(self, record: VideoRecord) -> None:
+        """Add `hero.v_temp` and `hero.fused` (N, H) to the record unless this checkpoint made them."""
+        if record.info.get("hero_key") == self.key and "hero.v_temp" in record.arrays:
+            return
+        from models.hero_api import encode_video
+
+        feats, subs = self.video_inputs(record)
+        if feats.shape[1] != self.config.vfeat_dim:
+            raise InputError(
+                f"{self.path}: the checkpoint expects {self.config.vfeat_dim}-d frame features, "
+                f"the video has {feats.shape[1]}-d ({record.feature_encoder})"
+            )
+        enc = encode_video(self.model, feats, subs)
+        record.arrays["hero.v_temp"] = enc.v_temp.numpy()
+        record.arrays["hero.fused"] = enc.fused.numpy()
+        record.info["hero_key"] = self.key
+
+    def query_vectors(self, queries: list[str]) -> torch.Tensor:
+        """(Q, H) query vectors (the query text with the tokenizer's [CLS] ... [SEP])."""
+        from demo.text import token_ids
+        from models.hero_api import encode_queries
+
+        return encode_queries(self.model, token_ids(queries, max_len=MAX_SUB_TOKENS, special=True))
+
+    def states(self, record: VideoRecord) -> tuple[torch.Tensor, torch.Tensor]:
+        """The record's cached (v_temp, fused), encoding it first when they are missing or stale."""
+        self.encode_record(record)
+        return torch.from_numpy(record.arrays["hero.v_temp"]), torch.from_numpy(record.arrays["hero.fused"])
+
+
+@lru_cache(maxsize=2)
+def _load(checkpoint: str, device: str) -> HeroEngine:
+    return HeroEngine(checkpoint, device)
+
+
+def load_engine(checkpoint: str | Path | None = None, device: str = "auto") -> HeroEngine | None:
+    """The engine for `checkpoint` (default: the shipped one), or None when no checkpoint is shipped
+    and none was asked for: the app then searches and answers with its transparent text matcher."""
+    if checkpoint is None:
+        if not (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
+            return None
+        checkpoint = DEFAULT_CHECKPOINT
+    return _load(str(checkpoint), device)
