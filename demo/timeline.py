@@ -217,11 +217,11 @@ TIMELINE_CSS = """
   font-size: 10px; white-space: nowrap; }
 .tl-tick:first-child { transform: none; }
 .tl-overlay { position: absolute; top: 0; bottom: 18px; left: 84px; right: 0; pointer-events: none; }
-.tl-span { position: absolute; top: 0; bottom: 0; pointer-events: auto; cursor: pointer; border-radius: 3px; }
+.tl-span { position: absolute; top: 0; bottom: 0; pointer-events: none; border-radius: 3px; }
 .tl-span span { position: absolute; top: -1px; left: 2px; font-size: 10px; font-weight: 600; }
 .tl-evidence { background: rgba(34, 197, 94, 0.18); border: 2px solid #22c55e; }
 .tl-evidence span { color: #16a34a; }
 .tl-selected { background: rgba(249, 115, 22, 0.10); border: 2px dashed #f97316; }
-.tl-selected span { color: #ea580c; }
+.tl-selected span { color: #ea580c; top: auto; bottom: -1px; }
 .tl-playhead { position: absolute; top: 0; bottom: 0; width: 2px; margin-left: -1px; background: #ef4444; }
 """

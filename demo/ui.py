@@ -80,16 +80,23 @@ def call_service(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
+_NO_HERO = "(no trained HERO checkpoint in this build)"
 METHODS = {
-    "hero+text": "Ranked by HERO, fused with subtitle and concept matching.",
-    "hero": "Answered by HERO's QA head.",
-    "text": "Ranked by matching the subtitles and recognised concepts (no trained HERO checkpoint in this build).",
+    "search": {
+        "hero+text": "Ranked by HERO, fused with subtitle and concept matching.",
+        "text": f"Ranked by matching the subtitles and recognised concepts {_NO_HERO}.",
+    },
+    "qa": {
+        "hero": "Answered by HERO's QA head.",
+        "text": f"Answered by matching the subtitles and recognised concepts {_NO_HERO}.",
+    },
 }
 
 
-def method_note(result) -> str:
+def method_note(task: str, result) -> str:
+    """A plain line saying how the result was made (services report `method`)."""
     method = getattr(result, "method", None)
-    return views.note(METHODS.get(method, f"Method: {method}")) if method else ""
+    return views.note(METHODS[task].get(method, f"Method: {method}")) if method else ""
 
 
 def device_label() -> str:
@@ -397,7 +404,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         sess = sess | {"saliency": saliency, "moments": items, "selected": None}
         payload = {"video_id": rec.video_id, "query": query, "moments": items, "saliency": saliency}
         return (
-            method_note(res) + views.moments_html(moments, thumbs, texts, query),
+            method_note("search", res) + views.moments_html(moments, thumbs, texts, query),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.search.json", json.dumps(payload, indent=1)),
@@ -432,7 +439,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         }
         sess = sess | {"evidence": (s, e)}
         return (
-            views.answer_html(ans) + method_note(ans),
+            views.answer_html(ans) + method_note("qa", ans),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.qa.json", json.dumps(payload, indent=1)),
@@ -549,7 +556,9 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
     available = {name: service(name) is not None for name in _SERVICE_NAMES}
     missing = lambda name: views.note(f"{_SERVICE_NAMES[name]} is not available in this build yet.", "warn")  # noqa: E731
 
-    with gr.Blocks(title="HERO video explorer", delete_cache=(3600, 24 * 3600)) as demo:
+    with gr.Blocks(
+        title="HERO video explorer", delete_cache=(3600, 24 * 3600), analytics_enabled=False
+    ) as demo:
         sess = gr.State(new_session())
         gr.Markdown(
             "# HERO video explorer\nUpload a video: it is transcribed (Whisper) and encoded once, then you can "
@@ -567,7 +576,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                     label="Subtitles (optional: .srt or .vtt, replaces Whisper)",
                     file_types=list(SUBTITLE_TYPES),
                     elem_id="subs-upload",
-                    height=100,
+                    height=150,
                 )
                 ingest_btn = gr.Button("Process video", variant="primary", elem_id="ingest-btn")
                 gr.Markdown(

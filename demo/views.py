@@ -75,7 +75,7 @@ def answer_html(answer) -> str:
     return (
         f'<div class="hv-answer"><div class="hv-big">{esc(str(answer.answer))}</div>'
         f'<div class="hv-conf">confidence {100 * conf:.0f}%</div>'
-        f'<button class="hv-jump" data-t="{s:.3f}" data-start="{s:.3f}" data-end="{e:.3f}">'
+        f'<button class="hv-jump" data-t="{s:.3f}" data-evidence="{s:.3f}-{e:.3f}">'
         f"▶ Jump to the evidence {format_span(s, e)}</button>"
         f"{proposed}<div class=hv-cands>{rows}</div></div>"
     )

@@ -4,7 +4,6 @@ the sample ingested once; search, ask and caption when their services are part o
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +14,15 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from demo.library import Library, content_hash  # noqa: E402
-from demo.ui import build_app, launch, service  # noqa: E402
+from demo.ui import service  # noqa: E402
+from tests.app_server import launched_app  # noqa: E402
 from tests.conftest import SAMPLE  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app_url(data_dir, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples")))
-    demo = build_app(data_dir)
-    _, url, _ = launch(
-        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
-    yield url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+def app_url(data_dir, tmp_path_factory):
+    with launched_app(data_dir, tmp_path_factory.mktemp("examples")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
