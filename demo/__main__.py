@@ -67,20 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Bar:
-    """A tqdm bar on stderr driven by (fraction, stage) callbacks."""
+    """A tqdm bar on stderr driven by (fraction, stage) callbacks; it appears on the first update, so a
+    command that fails before any work prints only its error line."""
 
     def __init__(self, enabled: bool):
+        self.enabled = enabled
         self.bar = None
-        if enabled:
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
             from tqdm import tqdm
 
             self.bar = tqdm(total=100, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}", leave=False)
-
-    def __call__(self, fraction: float, stage: str) -> None:
-        if self.bar is not None:
-            self.bar.set_description(stage)
-            self.bar.n = round(100 * fraction, 1)
-            self.bar.refresh()
+        self.bar.set_description(stage)
+        self.bar.n = round(100 * fraction, 1)
+        self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
