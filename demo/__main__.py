@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default=None, help="force a language code (default: detect)")
     p.add_argument("--vad", action="store_true", help="skip non-speech with VAD before Whisper")
     p.add_argument("--interval", type=float, default=1.5, help="seconds per sampled frame")
+    p.add_argument(
+        "--tracks",
+        default=None,
+        help="concept tracks, comma-separated: object,screen_text,sound,action or none "
+        "(default: object,screen_text,sound; +action with a GPU)",
+    )
     _common(p)
 
     p = sub.add_parser("export-subtitles", help="write the video's subtitles as SRT or WebVTT")
@@ -105,6 +111,7 @@ def cmd_ingest(args) -> None:
         vad=args.vad,
         device=args.device,
         checkpoint=args.checkpoint,
+        tracks=tuple(k.strip() for k in args.tracks.split(",") if k.strip()) if args.tracks else None,
     )
     if args.interval <= 0:
         raise InputError(f"--interval {args.interval}: must be positive")

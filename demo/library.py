@@ -76,6 +76,20 @@ class VideoRecord:
     def n_frames(self) -> int:
         return int(self.features.shape[0])
 
+    def tracks(self) -> list:
+        """The concept tracks (demo.tracks.ConceptEvent: objects, screen text, sounds, actions)."""
+        from demo.tracks import tracks_from_json
+
+        return tracks_from_json(self.info["tracks"]) if self.info.get("tracks") else []
+
+    def frame_labels(self) -> list[list[str]]:
+        """Per frame, what was recognised in it: tracks first ("2 persons", a sound, screen text), then the
+        ImageNet concepts."""
+        from demo.tracks import frame_concepts
+
+        tracks = frame_concepts(self.tracks(), self.n_frames, self.frame_interval, with_counts=True)
+        return [t + [c for c in cs if c not in t] for t, cs in zip(tracks, self.concepts)]
+
     def summary(self) -> dict:
         """The ingest JSON of the CLI contract."""
         return {
@@ -92,6 +106,7 @@ class VideoRecord:
             "feature_dim": int(self.features.shape[1]),
             "feature_encoder": self.feature_encoder,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "tracks": self.info.get("tracks", {}).get("events", []),
         }
 
     # --- serialisation --------------------------------------------------------------------------------

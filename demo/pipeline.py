@@ -19,6 +19,7 @@ from demo import video as vid
 from demo.errors import InputError
 from demo.library import Library, VideoRecord, content_hash
 from demo.subtitles import Subtitle, read_subtitles
+from demo.tracks import tracks_from_json, tracks_to_json
 
 ProgressFn = Callable[[float, str], None]
 
@@ -41,6 +42,7 @@ class IngestOptions:
     device: str = "auto"  # auto | cpu | cuda
     frame_encoder: str = "efficientnet-lite0"
     checkpoint: str | None = None  # HERO checkpoint dir or hub repo id; None: the shipped one, if any
+    tracks: tuple[str, ...] | None = None  # concept tracks to compute; None: the defaults (perception.stage)
 
 
 def _noop(_f: float, _s: str) -> None:
@@ -69,8 +71,12 @@ def ingest(
     states, so a later search or question costs only the query encoder and the heads.
     """
     from demo.engine import load_engine
+    from demo.features import resolve_device
+    from demo.perception.stage import FRAME_KINDS, resolve_kinds
 
     progress = progress or _noop
+    device = resolve_device(options.device).type
+    kinds = set(resolve_kinds(options.tracks, device == "cuda"))
     engine = load_engine(options.checkpoint, options.device)
     library = library or Library()
     path = Path(path)
@@ -87,6 +93,7 @@ def ingest(
     video_id = content_hash(path)
     timings["probe"] = time.perf_counter() - t0
 
+    # --- what the library already has for this file ------------------------------------------------------
     old = library.get(video_id)
     same_frames = (
         old is not None
@@ -96,15 +103,28 @@ def ingest(
     same_subs = old is not None and (
         old.subtitles_source == subs_source or (old.subtitles_source == "none" and user_subs is None)
     )
-    if old is not None and same_frames and same_subs:
+    have = set(old.info.get("track_kinds", [])) if same_frames else set()
+    kept = [e for e in (tracks_from_json(old.info["tracks"]) if have else []) if e.kind in kinds]
+    need = kinds - have
+    if old is not None and same_frames and same_subs and not need:
+        changed = have != kinds  # a kind turned off: drop it everywhere
+        if changed:
+            old.info["tracks"], old.info["track_kinds"] = tracks_to_json(kept), sorted(kinds)
         if engine is not None and old.info.get("hero_key") != engine.key:
             engine.encode_record(old)
+            changed = True
+        if changed:
             library.put(old)
         progress(1.0, "cached")
         return old
 
     # --- subtitles: the user's file, or Whisper on the audio track ---------------------------------------
-    language = None
+    language, audio = None, None
+    if "sound" in need or (not same_subs and user_subs is None and meta.has_audio):
+        t = time.perf_counter()
+        progress(_SPAN["audio"][0], "extracting audio")
+        audio = vid.load_audio(path, meta)
+        timings["audio"] = time.perf_counter() - t
     if same_subs:
         subs, subs_source, language = old.subtitles, old.subtitles_source, old.language
     elif user_subs is not None:
@@ -115,10 +135,6 @@ def ingest(
         from demo.asr import load_whisper, transcribe
 
         t = time.perf_counter()
-        progress(_SPAN["audio"][0], "extracting audio")
-        audio = vid.load_audio(path, meta)
-        timings["audio"] = time.perf_counter() - t
-        t = time.perf_counter()
         progress(_SPAN["asr"][0], "loading Whisper")
         model = load_whisper(options.whisper_model, options.device, str(library.models_dir))
         result = transcribe(
@@ -127,24 +143,52 @@ def ingest(
         subs, language = result.subtitles, result.language
         timings["asr"] = time.perf_counter() - t
 
-    # --- frames -> features + concepts ----------------------------------------------------------------------
-    if same_frames:
+    # --- frames -> features, concepts, and the frame-level tracks (objects, screen text) -----------------
+    from demo.perception.stage import FramePerception, recognize_action_events, tag_sound_events
+
+    frame_kinds = tuple(k for k in FRAME_KINDS if k in need)
+    perceive = FramePerception(frame_kinds) if frame_kinds else None
+    arrays = dict(old.arrays) if same_frames else {}
+    if same_frames and perceive is None:
         features, concepts = old.features, old.concepts
     else:
         from demo.features import load_frame_encoder
 
         t = time.perf_counter()
-        encoder = load_frame_encoder(options.frame_encoder, options.device)
-        n = len(vid.frame_times(meta.duration, options.interval))
+        encoder = None if same_frames else load_frame_encoder(options.frame_encoder, options.device)
+        times = vid.frame_times(meta.duration, options.interval)
         feats, concepts = [], []
         report = _stage(progress, "frames")
         for start, frames in vid.iter_frames(path, meta, options.interval):
-            enc = encoder.encode(frames)
-            feats.append(enc.features)
-            concepts.extend(enc.concepts)
-            report((start + len(frames)) / n, "encoding frames")
-        features = np.concatenate(feats, axis=0)
+            if encoder is not None:
+                enc = encoder.encode(frames)
+                feats.append(enc.features)
+                concepts.extend(enc.concepts)
+            if perceive is not None:
+                perceive(frames, times[start : start + len(frames)], options.interval)
+            report((start + len(frames)) / len(times), "encoding frames")
+        features = np.concatenate(feats, axis=0) if encoder is not None else old.features
+        concepts = concepts if encoder is not None else old.concepts
         timings["frames"] = time.perf_counter() - t
+    events = list(kept) + (perceive.result() if perceive else [])
+    if "sound" in need:
+        t = time.perf_counter()
+        progress(_SPAN["frames"][1], "tagging sounds")
+        events += tag_sound_events(audio, library.models_dir)
+        timings["sounds"] = time.perf_counter() - t
+    if "action" in need:
+        t = time.perf_counter()
+        progress(_SPAN["frames"][1], "recognising actions")
+        times = vid.frame_times(meta.duration, options.interval)
+        acts, motion = recognize_action_events(
+            path, meta, times, options.interval, library.models_dir, device
+        )
+        events += acts
+        arrays["i3d"] = motion  # the 3D stream, kept beside the 2D features
+        timings["actions"] = time.perf_counter() - t
+    if "action" not in kinds:
+        arrays.pop("i3d", None)
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("hero.")}  # inputs changed: re-encode
 
     record = VideoRecord(
         video_id=video_id,
@@ -158,6 +202,8 @@ def ingest(
         features=features,
         feature_encoder=options.frame_encoder,
         timings=timings,
+        arrays=arrays,
+        info={"tracks": tracks_to_json(events), "track_kinds": sorted(kinds)},
     )
     if engine is not None:
         t = time.perf_counter()

@@ -71,8 +71,8 @@ def propose_candidates(record: VideoRecord, question: str, k: int = 5) -> list[s
             words = [w for w in re.findall(r"[\w'-]+", part or "")]
             if 1 <= len(words) <= 7 and not all(w.lower() in _STOP for w in words):
                 pool.append(" ".join(words))
-    for names in record.concepts:
-        pool.extend(names[:1])
+    for names in record.frame_labels():  # objects, screen text, sounds, actions, then ImageNet names
+        pool.extend(names[:2])
     pool.extend(c.get("text", "") for c in record.info.get("captions", []))
     pool = list(dict.fromkeys(p.strip() for p in pool if p and p.strip()))
     if not pool:

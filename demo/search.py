@@ -73,8 +73,9 @@ def text_saliency(record: VideoRecord, query: str) -> np.ndarray:
         for sim, frames in zip(sims, align_to_frames(record.subtitles, n, record.frame_interval)):
             if frames:
                 sal[frames] = np.maximum(sal[frames], sim)
-    if record.concepts:
-        sal = np.maximum(sal, embed([", ".join(c) for c in record.concepts]) @ q)
+    labels = record.frame_labels()
+    if labels:
+        sal = np.maximum(sal, embed([", ".join(c) for c in labels]) @ q)
     return np.clip(sal, 0.0, 1.0)
 
 
@@ -181,7 +182,7 @@ def _index_rows(records: list[VideoRecord], engine: HeroEngine | None) -> tuple[
         else:
             from demo.text import embed
 
-            texts = [s.text for s in r.subtitles] + [", ".join(c) for c in r.concepts]
+            texts = [s.text for s in r.subtitles] + [", ".join(c) for c in r.frame_labels()]
             v = embed(texts) if texts else np.zeros((0, 384), np.float32)
         vecs.append(v)
         owners += [r.video_id] * len(v)

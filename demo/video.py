@@ -114,6 +114,17 @@ def iter_frames(
         yield s, batch
 
 
+def read_frame_indices(path: str | Path, indices: np.ndarray) -> np.ndarray:
+    """Decoded frames at the given video frame indices, uint8 (n, H, W, 3) RGB."""
+    path = Path(path)
+    try:
+        return _reader(path).get_batch(np.asarray(indices).tolist()).asnumpy()
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"{path}: decoding failed ({_short(e)}); is it truncated?") from None
+
+
 def sample_frames(path: str | Path, meta: VideoMeta, interval: float = DEFAULT_INTERVAL) -> np.ndarray:
     """All sampled frames at once (n, H, W, 3); for short clips and tests. Prefer iter_frames."""
     return np.concatenate([f for _, f in iter_frames(path, meta, interval)], axis=0)
