@@ -155,3 +155,33 @@ def test_unwritable_data_dir(tmp_path):
     blocker.write_text("a file where the data directory should be")
     r = run_cli("ingest", str(SAMPLE), "--quiet", data_dir=blocker / "lib")
     assert r.returncode == 2 and "data directory is not writable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_concept_tracks_on_off_without_recomputing(sample_record, data_dir, tmp_path, monkeypatch):
+    """Default tracks are present; turning a kind off removes it everywhere; turning one on computes only it."""
+    import demo.features
+    import demo.perception.objects
+    from demo.pipeline import IngestOptions
+
+    kinds = {e.kind for e in sample_record.tracks()}
+    assert "object" in kinds and "sound" in kinds
+    cat = [e for e in sample_record.tracks() if e.kind == "object" and e.label == "cat"]
+    assert cat and cat[0].start < 13.5 and cat[0].end > 7.0  # the cat is seen in the cat's shot
+    lib = Library(tmp_path / "lib")
+    shutil.copy(
+        Library(data_dir).record_path(sample_record.video_id), lib.record_path(sample_record.video_id)
+    )
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(demo.features, "load_frame_encoder", boom)
+    off = ingest(SAMPLE, library=lib, options=IngestOptions(tracks=("sound",)))
+    assert {e.kind for e in off.tracks()} == {"sound"}
+    assert not any("cat" == n for names in off.frame_labels() for n in names[:1] if names)
+    assert {e.kind for e in lib.get(off.video_id).tracks()} == {"sound"}  # saved that way
+    monkeypatch.setattr(demo.perception.objects.ObjectDetector, "run", boom)
+    monkeypatch.setattr("demo.perception.stage.tag_sound_events", boom)
+    again = ingest(SAMPLE, library=lib, options=IngestOptions(tracks=("sound", "screen_text")))
+    assert {e.kind for e in again.tracks()} <= {"sound", "screen_text"}
+    assert again.info["track_kinds"] == ["screen_text", "sound"]
