@@ -4,6 +4,7 @@ one-line messages. Per-user state (the current video, its last results) lives in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -300,13 +301,21 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             tracks=record_tracks(rec),
         )
 
+    def media(rec: VideoRecord, progress=None) -> str | None:
+        """The library's copy of the video, or its browser-playable transcode."""
+        from demo.playable import playable_copy
+
+        if not rec.media_path or not Path(rec.media_path).is_file():
+            return None
+        return str(playable_copy(rec.media_path, rec.video_id, library.media_dir, progress))
+
     def player(rec: VideoRecord, t: float = 0.0):
         subs = (
             exports.write(f"{Path(rec.source_name).stem}.vtt", to_vtt(rec.subtitles))
             if rec.subtitles
             else None
         )
-        return gr.Video(value=rec.media_path, subtitles=subs, playback_position=float(t))
+        return gr.Video(value=media(rec), subtitles=subs, playback_position=float(t))
 
     def details(rec: VideoRecord) -> dict:
         s = rec.summary()
@@ -364,6 +373,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             IngestOptions(device="auto"),
             progress=lambda f, stage: progress(f, desc=stage),
         )
+        media(rec, lambda f: progress(f, desc="making a browser-playable copy"))
         return show(rec, new_session() | {"video_id": rec.video_id})
 
     def on_example(video, progress=gr.Progress()):
@@ -519,7 +529,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             rec = library.get(vid)
             if rec is None:
                 continue
-            shown.append((rec, ms))
+            shown.append((dataclasses.replace(rec, media_path=media(rec)), ms))
             payload.append(
                 {
                     "video_id": vid,

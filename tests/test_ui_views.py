@@ -123,3 +123,45 @@ def test_upload_checks(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"90\.0 s|1\.5 min is over the 1 min limit"):
         ui.check_duration(big, 90.0)
     ui.check_duration(big, 59.0)
+
+
+def _write_avi(path, n=30, fps=10, size=(130, 98)):
+    """An MPEG-4 Part 2 + MP2 AVI: a container and codecs browsers do not play."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = out.add_stream("mp2", rate=16000)
+        aus.layout = "mono"
+        for i in range(n):
+            out.mux(
+                vs.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), i * 8, np.uint8), format="rgb24"))
+            )
+        out.mux(vs.encode())
+        pcm = (np.sin(np.arange(16000 * n // fps) / 10) * 10000).astype(np.int16)
+        for i in range(0, len(pcm), 1152):
+            af = av.AudioFrame.from_ndarray(pcm[None, i : i + 1152], format="s16", layout="mono")
+            af.sample_rate, af.pts = 16000, i
+            out.mux(aus.encode(af))
+        out.mux(aus.encode())
+
+
+def test_playable_copy_transcodes_what_browsers_cannot_play(tmp_path):
+    import av
+
+    from demo.playable import needs_transcode, playable_copy
+
+    assert not needs_transcode(SAMPLE) and playable_copy(SAMPLE, "x", tmp_path) == SAMPLE
+    src = tmp_path / "old.avi"
+    _write_avi(src)
+    assert needs_transcode(src)
+    seen = []
+    out = playable_copy(src, "abc", tmp_path, seen.append)
+    assert out == tmp_path / "abc.play.mp4" and seen[-1] == 1.0
+    with av.open(str(out)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+        assert c.streams.video[0].codec_context.width % 2 == 0 and abs(c.duration / 1e6 - 3.0) < 0.2
+    mtime = out.stat().st_mtime_ns
+    assert playable_copy(src, "abc", tmp_path) == out and out.stat().st_mtime_ns == mtime  # made once
