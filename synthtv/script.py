@@ -208,7 +208,7 @@ class Script:
         return self.pick(nouns)
 
     def free(self, start: float, end: float) -> bool:
-        if start < 0.2 or end > self.w.duration - 0.2:
+        if start < 1.0 or end > self.w.duration - 0.2:  # Whisper misses speech at the very start
             return False
         return all(end + 0.35 <= s or start >= e + 0.35 for s, e in self.occupied)
 
@@ -248,7 +248,7 @@ class Script:
                 names[0] = self.comp_pair[0]
         voices = self.rng.permutation(len(VOICES))
         self.speakers = [
-            Speaker(str(nm), VOICES[int(voices[i])], int(self.rng.integers(140, 186)), int(self.rng.integers(30, 71)))
+            Speaker(str(nm), VOICES[int(voices[i])], int(self.rng.integers(135, 176)), int(self.rng.integers(30, 71)))
             for i, nm in enumerate(names)
         ]  # fmt: skip
 

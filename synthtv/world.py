@@ -193,7 +193,10 @@ def sample_world(rng: np.random.Generator, split: str) -> World:
 
 
 def _sample_once(rng: np.random.Generator, split: str) -> World:
-    duration = float(rng.integers(int(MIN_DURATION * 2), int(MAX_DURATION * 2) + 1)) / 2  # 0.5 s grid
+    # A whole number of 1.5 s frames: every sampling centre then lies inside the video (no clamping).
+    duration = FRAME_INTERVAL * int(
+        rng.integers(int(MIN_DURATION / FRAME_INTERVAL), int(MAX_DURATION / FRAME_INTERVAL) + 1)
+    )
     photos = [p for p in PHOTOS if split == "novel" or p not in NOVEL_PHOTOS]
     n_photo = int(rng.integers(2, 5))
     n_shape = int(rng.integers(1, 4))

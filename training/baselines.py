@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import defaultdict
 
 import numpy as np
@@ -145,6 +146,7 @@ def qa_baselines(train: list[dict], test: list[dict], lm: MiniLM, seed: int = 0)
 
     out = {"random": report(rng.integers(0, 5, len(gold)))}
     for name, with_q in (("answer_only", False), ("question_answer_only", True)):
+        print(f"  {name}...", file=sys.stderr)
         xtr, ytr, _ = _qa_rows(train, lm, with_q)
         xte, _, _ = _qa_rows(test, lm, with_q)
         lin = _fit_logreg(xtr, ytr)
@@ -176,9 +178,11 @@ def main() -> None:
         "n_test_episodes": len(test),
         "n_test_queries": sum(len(e["queries"]) for e in test),
         "n_test_qa": sum(len(e["qa"]) for e in test),
-        "retrieval": retrieval_baselines(test, lm),
-        "qa": qa_baselines(train, test, lm),
     }
+    print("retrieval baselines...", file=sys.stderr)
+    res["retrieval"] = retrieval_baselines(test, lm)
+    print("QA baselines...", file=sys.stderr)
+    res["qa"] = qa_baselines(train, test, lm)
     if a.json:
         print(json.dumps(res))
         return
