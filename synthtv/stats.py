@@ -58,6 +58,21 @@ def stats(data_dir: str | Path, seed: int = 0) -> dict:
     return out
 
 
+def word_error_rate(ref: str, hyp: str) -> float:
+    """WER after lower-casing and dropping punctuation (Levenshtein over words / reference words)."""
+    import re
+
+    r, h = (re.sub(r"[^a-z0-9' ]+", " ", x.lower()).split() for x in (ref, hyp))
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        nd = np.empty_like(d)
+        nd[0] = i
+        for j, hw in enumerate(h, 1):
+            nd[j] = min(d[j] + 1, nd[j - 1] + 1, d[j - 1] + (rw != hw))
+        d = nd
+    return float(d[-1]) / max(1, len(r))
+
+
 def format_stats(s: dict) -> str:
     lines = [
         f"episodes {s['episodes']} ({', '.join(f'{k} {v}' for k, v in s['splits'].items())}), "

@@ -159,6 +159,7 @@ def test_mp4_decodes_with_the_app_reader_and_transcribes_close_to_gold(tmp_path)
     from demo.features import load_frame_encoder
     from demo.video import load_audio, probe, sample_frames
     from synthtv.generate import generate, load_features, read_episodes
+    from synthtv.stats import word_error_rate
 
     generate(SHORT[0], SHORT[1], 1, tmp_path, video=True, workers=1, device="cpu", progress=False)
     rec = read_episodes(tmp_path)[0]
@@ -173,17 +174,4 @@ def test_mp4_decodes_with_the_app_reader_and_transcribes_close_to_gold(tmp_path)
     assert cos.mean() > 0.9  # codec loss only
     hyp = " ".join(s.text for s in transcribe(load_audio(path, meta), language="en").subtitles)
     ref = " ".join(s["text"] for s in rec["subtitles"])
-    assert wer(ref, hyp) < 0.2
-
-
-def wer(ref: str, hyp: str) -> float:
-    """Word error rate after lower-casing and dropping punctuation."""
-    r, h = (re.sub(r"[^a-z0-9' ]+", " ", x.lower()).split() for x in (ref, hyp))
-    d = np.arange(len(h) + 1)
-    for i, rw in enumerate(r, 1):
-        nd = np.empty_like(d)
-        nd[0] = i
-        for j, hw in enumerate(h, 1):
-            nd[j] = min(d[j] + 1, nd[j - 1] + 1, d[j - 1] + (rw != hw))
-        d = nd
-    return float(d[-1]) / max(1, len(r))
+    assert word_error_rate(ref, hyp) < 0.2
