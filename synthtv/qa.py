@@ -8,6 +8,8 @@ are balanced per episode. Every question has a gold evidence span.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from synthtv.world import COLOURS, DIRECTIONS, SHAPES, SIDES
@@ -102,7 +104,8 @@ def make_qa(sc) -> list[dict]:
     # what: an event during an off-screen line (both), or the thing an off-screen line names (subtitles)
     for e in single:
         for line in offs:
-            if overlap(e, line) >= 1.0:
+            same_actor = [x for x in events if e.actors[0] in x.actors and overlap(x, line) > 0]
+            if overlap(e, line) >= 1.0 and same_actor == [e]:
                 f = sc.para_fields(e)
                 kind = w.actors[e.actors[0]].kind
                 ans = _cap(ANSWER_VP[e.action].format(**f))
@@ -129,8 +132,11 @@ def make_qa(sc) -> list[dict]:
         text = sc.pick(Q_WHAT_THING).format(name=line["speaker"], rel=o["relative"], verb=verb_p[o["verb"]])
         q("what", text, ans, _dedup(pool), line["start"], line["end"])
 
-    # which: the one actor that did a (unique) thing
+    # which: the one actor that did a thing (no other actor did the same thing in the episode)
+    what_done = Counter((x.action, tuple(sorted(x.detail.items()))) for x in events)
     for e in single:
+        if what_done[(e.action, tuple(sorted(e.detail.items())))] > 1:
+            continue
         a = e.actors[0]
         if e.action == "change_colour":
             kinds = "shape"
