@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     if a.cmd == "generate":
+        from demo.errors import InputError
         from synthtv.generate import generate
 
         if a.count < 1 or a.seed_start < 0:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             meta = generate(a.split, a.seed_start, a.count, a.out, video=a.video, size=a.size, fps=a.fps,
                             workers=a.workers, device=a.device, features=not a.no_features,
                             batch_frames=a.batch_frames, progress=not a.quiet)  # fmt: skip
-        except ValueError as e:
+        except (ValueError, InputError) as e:
             print(f"synthtv: {e}", file=sys.stderr)
             return 2
         print(json.dumps(meta))

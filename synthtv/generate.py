@@ -114,10 +114,6 @@ def generate(
     )
     results = pool.imap(run_job, jobs, chunksize=1) if pool else map(run_job, jobs)
     encoder = None
-    if features:
-        from demo.features import load_frame_encoder
-
-        encoder = load_frame_encoder(device=device)
     n_frames, t_encode = 0, 0.0
     tmp = out / ".episodes.jsonl.tmp"
     pending: list[tuple[dict, np.ndarray | None]] = []
@@ -141,6 +137,12 @@ def generate(
         pending.clear()
 
     try:
+        if features:
+            from demo.features import load_frame_encoder
+
+            encoder = load_frame_encoder(device=device)
+            if getattr(encoder, "device", None) is not None and encoder.device.type == "cuda":
+                encoder.batch_size = max(encoder.batch_size, batch_frames)  # GPUs want big batches
         from tqdm import tqdm
 
         with open(tmp, "w", encoding="utf-8") as f:
@@ -151,6 +153,11 @@ def generate(
                 if encoder is None or sum(len(x) for _, x in pending) >= batch_frames:
                     flush(f)
             flush(f)
+    except BaseException:
+        if pool:
+            pool.terminate()
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if pool:
             pool.close()
