@@ -175,3 +175,11 @@ def test_mp4_decodes_with_the_app_reader_and_transcribes_close_to_gold(tmp_path)
     hyp = " ".join(s.text for s in transcribe(load_audio(path, meta), language="en").subtitles)
     ref = " ".join(s["text"] for s in rec["subtitles"])
     assert word_error_rate(ref, hyp) < 0.2
+
+
+def test_subtitle_baseline_spreads_a_subtitle_to_the_frames_it_overlaps():
+    from training.baselines import frame_span
+
+    assert frame_span(36.7, 41.0, 90.0) == (36.0, 42.0)
+    assert frame_span(3.0, 4.5, 90.0) == (3.0, 4.5)
+    assert frame_span(88.0, 89.9, 90.0) == (87.0, 90.0)
