@@ -14,7 +14,6 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
 
 from demo.engine import HeroEngine
 from demo.library import Library, VideoRecord, atomic_write
@@ -83,8 +82,6 @@ def spans_from_saliency(sal: np.ndarray, min_f: int, max_f: int, top_k: int, nms
     """Spans that stand out from the rest of the video: rank spans of min_f..max_f frames by mean
     saliency inside minus mean outside (prefix sums, all spans at once), NMS, top_k.
     Returns [(st, ed_exclusive, mean saliency inside)]."""
-    from models.hero_heads import nms
-
     T = len(sal)
     if T == 0:
         return []
@@ -102,7 +99,16 @@ def spans_from_saliency(sal: np.ndarray, min_f: int, max_f: int, top_k: int, nms
     cand = np.flatnonzero(np.isfinite(gain))
     cand = cand[np.argsort(-gain[cand], kind="stable")[:200]]
     s_i, e_i = np.broadcast_to(st, ed.shape).ravel()[cand], ed.ravel()[cand]
-    keep = nms(torch.tensor(np.stack([s_i, e_i], 1)), torch.tensor(gain[cand]), nms_thd, top_k).numpy()
+    # Text saliency is flat inside a subtitle, so every sub-span of a relevant one scores alike: suppress
+    # spans mostly inside a better one (intersection over the shorter span), not only by IoU.
+    inter = np.clip(np.minimum(e_i[:, None], e_i[None]) - np.maximum(s_i[:, None], s_i[None]), 0, None)
+    shorter = np.minimum((e_i - s_i)[:, None], (e_i - s_i)[None])
+    keep: list[int] = []
+    for i in range(len(cand)):
+        if all(inter[i, j] <= nms_thd * shorter[i, j] for j in keep):
+            keep.append(i)
+            if len(keep) == top_k:
+                break
     return [(int(s_i[k]), int(e_i[k]), float(mean_in.ravel()[cand[k]])) for k in keep]
 
 
