@@ -59,3 +59,16 @@ def test_silence_gives_no_subtitles(sample_record, data_dir):
 
     model = load_whisper(cache_dir=str(Library(data_dir).models_dir))
     assert transcribe(np.zeros(16000 * 3, np.float32), model, language="en").subtitles == []
+
+
+def test_long_segments_split_at_words():
+    from types import SimpleNamespace as NS
+
+    from demo.asr import _split
+
+    words = [NS(word=f" w{i}{'.' if i == 5 else ''}", start=i * 1.0, end=i * 1.0 + 0.8) for i in range(14)]
+    seg = NS(start=0.0, end=14.0, text="".join(w.word for w in words), words=words)
+    subs = _split(seg, duration=13.5)
+    assert [s.text.split()[0] for s in subs] == ["w0", "w6"]  # cut after the sentence end past 4 s
+    assert subs[0].end == 5.8 and subs[1].start == 6.0 and subs[-1].end == 13.5  # word times, clipped
+    assert all(s.end - s.start <= 8.0 for s in subs)
