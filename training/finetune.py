@@ -1,0 +1,151 @@
+"""Multi-task fine-tuning of the app model: VCMR (SVMR + global video score) and 5-way VideoQA.
+
+Every step encodes one batch of videos ONCE (cross-modal + temporal) and takes both losses from that
+encoding, as the app does at inference (one cached ``v_temp`` for search, one ``fused`` for QA):
+- VCMR (official HeroForVcmr losses): the batch's queries; start/end CE on the query's own video
+  (weight ``lw_st_ed``) + hinge ranking losses against every other video of the batch (in-batch
+  negatives, margin 0.1, weights 8/8), hard negatives (pool 20, weight 10) for the last 60 % of steps.
+- QA (official TVQA loss): CE over 5 candidates + 0.4 * (CE start + CE end)/2 for the evidence, the
+  candidates scored by ``qa_heads`` over the cached fused frames (= ``hero_api.answer_candidates``).
+Differences from the official recipe: the two tasks share one encoder and one optimiser;
+``lw_st_ed`` is 1.0 instead of 0.01 so the span loss is not drowned by the QA loss in the shared
+encoder; QA heads learn at 10x the base learning rate (official TVQA lr_mul).
+
+    python -m training.finetune --train DIR --init PRETRAINED_DIR|none --out DIR [--smoke] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import hero_heads
+from training import common
+from training.data import Episode, qa_batch, query_batch, video_batch
+
+LW_ST_ED = 1.0
+HARD_NEG_FROM = 0.4  # fraction of steps after which hard negatives are used (official 2000 / 5000)
+
+
+def multitask_loss(model, eps: list[Episode], rng, device, variant="full", concepts=False, hard=False,
+                   tasks=("vcmr", "qa"), queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
+    """Both fine-tuning losses from one encoding of ``eps`` -> {"loss", "loss_st_ed", ...}."""
+    cfg = model.config
+    batch = video_batch(eps, cfg, variant, concepts).to(device)
+    frames = model.encode_frames(batch)  # fused, v_temp (B, T, H), mask (B, T)
+    out: dict = {}
+    total = 0.0
+    if "vcmr" in tasks:
+        ids, mask, vidx, tg = (x.to(device) for x in query_batch(eps, queries_per_video, rng))
+        qv = model.encode_query(ids, mask)  # (Q, H)
+        vs = model.video_scores(qv, frames.v_temp, frames.mask)  # (Q, B)
+        st, ed = model.span_logits(qv, frames.v_temp[vidx], frames.mask[vidx], cross=False)  # (Q, T)
+        ce = F.cross_entropy(st.float(), tg[:, 0]) + F.cross_entropy(ed.float(), tg[:, 1])
+        neg_ctx, neg_q = hero_heads.video_ranking_losses(
+            vs.float(), vidx, margin=cfg.margin, loss_type=cfg.ranking_loss_type,
+            hard_pool_size=cfg.hard_pool_size if hard else None, hard_neg_weight=cfg.hard_neg_weight,
+        )  # fmt: skip
+        out.update(loss_st_ed=ce, loss_neg_ctx=neg_ctx, loss_neg_q=neg_q)
+        out["acc_video"] = (vs.argmax(-1) == vidx).float().mean()
+        total = total + LW_ST_ED * ce + cfg.lw_neg_ctx * neg_ctx + cfg.lw_neg_q * neg_q
+    if "qa" in tasks and any(e.qa for e in eps):
+        qvidx, qids, qmask, ans, spans = qa_batch(eps, qa_per_video, rng)
+        qvidx = qvidx.to(device)
+        C = 5
+        rows = qvidx.repeat_interleave(C)
+        o = model.forward_qa(
+            frames.fused[rows], frames.mask[rows], qids.to(device), qmask.to(device), C,
+            targets=ans.to(device), ts_targets=spans.to(device),
+        )  # fmt: skip
+        out.update(loss_qa=o.loss_qa, loss_span=o.loss_span)
+        out["acc_qa"] = (o.logits.argmax(-1).cpu() == ans).float().mean()
+        total = total + o.loss_qa + cfg.lw_qa_span * o.loss_span
+    out["loss"] = total
+    return out
+
+
+def finetune(
+    model,
+    train: list[Episode],
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    variant: str = "full",
+    concepts: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    deadline: float | None = None,
+    log: common.Log | None = None,
+    tasks=("vcmr", "qa"),
+    show_progress: bool = True,
+    budget_s: float | None = None,
+):
+    """Fine-tune in place; returns the log."""
+    device = torch.device(device)
+    rng = np.random.default_rng(seed)
+    log = log or common.Log(None, "finetune")
+    model.to(device).train()
+    opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
+    sched = common.StepBudget(steps, budget_s)
+    bar = common.progress(None, steps, "finetune", show_progress)
+    for step in sched:
+        bar.total = sched.total
+        bar.update(1)
+        if deadline is not None and time.time() > deadline:
+            log.add(step, stopped="deadline")
+            break
+        steps = sched.total
+        cur = common.set_lr(opt, lr, step, steps)
+        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+        with common.autocast(device):
+            out = multitask_loss(model, eps, rng, device, variant, concepts, hard=step >= HARD_NEG_FROM * steps,
+                                 tasks=tasks)  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        out["loss"].float().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
+    return log
+
+
+def main(argv=None) -> int:
+    from models.io import load_pretrained, save_pretrained
+    from training.data import load_split
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", required=True)
+    p.add_argument("--init", default="none", help="pre-trained checkpoint dir, or 'none' (MiniLM init)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--variant", default="full")
+    p.add_argument("--concepts", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=77)
+    a = p.parse_args(argv)
+    common.set_seed(a.seed)
+    dev = common.resolve_device(a.device)
+    if a.init != "none":
+        model = load_pretrained(a.init)
+    else:
+        model = common.build_app_model(common.app_config(smoke=a.smoke, concept_tokens=a.concepts))
+    train = load_split(a.train, concepts=model.config.concept_tokens)
+    steps = a.steps or (150 if a.smoke else 3000)
+    bs = a.batch_size or (8 if a.smoke else 64)
+    log = common.Log(a.out, "finetune")
+    finetune(model, train, steps, bs, a.lr, a.variant, model.config.concept_tokens > 0, dev, a.seed, log=log)
+    log.save()
+    save_pretrained(model.cpu(), a.out, dtype=torch.float16)
+    print(json.dumps({"out": a.out, "steps": len(log.rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

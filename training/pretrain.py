@@ -1,0 +1,296 @@
+"""HERO pre-training on SynthTV: MLM, MFM-NCE (MNCE), FOM, VSM mixed by ratio (official 2:2:1:2).
+
+As the official pre-training (config/pretrain-tv-16gpu.json): one task per step drawn with
+probability proportional to its ratio; mask_prob 0.15 for MLM tokens and MFM frames; FOM reorders
+15 % of the frames and classifies each moved frame's original position; VSM uses a subtitle of the
+video as the query (local start/end loss dropped with probability drop_svmr_prob 0.8, global
+hinge losses with all in-batch negatives). Differences: many fewer steps at a higher learning rate;
+word embeddings frozen at MiniLM's; MFFR not used (optional in the issue).
+
+    python -m training.pretrain --train DIR --val DIR --out DIR [--smoke] [--steps N] [--tasks mlm,mnce,fom,vsm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from training import common
+from training.data import Episode, pad, video_batch
+
+TASKS = ("mlm", "mnce", "fom", "vsm")
+OFFICIAL_RATIO = {"mlm": 2, "mnce": 2, "fom": 1, "vsm": 2}
+MASK_PROB = 0.15
+DROP_SVMR_PROB = 0.8
+MASK_ID, CLS_ID, SEP_ID = 103, 101, 102
+
+
+# ------------------------------------------------------------------------------------------------
+# task inputs (pure functions of a batch + rng)
+
+
+def mlm_inputs(batch, rng: np.random.Generator, vocab: int = 30522):
+    """BERT masking of subtitle tokens (not the leading [sep]): 80 % [MASK], 10 % random, 10 % kept.
+    Returns (masked_ids (S, Lt), labels (S, Lt) original id at masked positions else -1)."""
+    ids = batch.sub_input_ids
+    S, Lt = ids.shape
+    j = torch.arange(Lt)[None]
+    real = (j >= 1) & (j < batch.sub_txt_lens[:, None])
+    sel = torch.from_numpy(rng.random((S, Lt)) < MASK_PROB) & real
+    if not sel.any() and real.any():
+        r = real.nonzero()[rng.integers(len(real.nonzero()))]
+        sel[r[0], r[1]] = True
+    labels = torch.where(sel, ids, torch.full_like(ids, -1))
+    u = torch.from_numpy(rng.random((S, Lt)))
+    masked = ids.clone()
+    masked[sel & (u < 0.8)] = MASK_ID
+    rnd = sel & (u >= 0.8) & (u < 0.9)
+    masked[rnd] = torch.from_numpy(rng.integers(1000, vocab, int(rnd.sum())))
+    return masked, labels
+
+
+def mfm_masks(batch, rng: np.random.Generator) -> torch.Tensor:
+    """(B, T) bool: 15 % of each video's real frames (>= 1) masked."""
+    real = batch.frame_mask.bool()
+    m = torch.from_numpy(rng.random(real.shape) < MASK_PROB) & real
+    for b in range(real.shape[0]):
+        n = int(real[b].sum())
+        if n and not m[b].any():
+            m[b, rng.integers(n)] = True
+    return m
+
+
+def fom_inputs(batch, rng: np.random.Generator, ratio: float = MASK_PROB):
+    """Reorder ``ratio`` of each video's frames (>= 2) among themselves.
+    Returns orders (B, T) (frame at t moves to orders[b, t]) and targets (B, T) (original position of
+    the frame now at t, -1 where nothing moved in)."""
+    B, T = batch.frame_mask.shape
+    orders = torch.arange(T).repeat(B, 1)
+    targets = torch.full((B, T), -1, dtype=torch.long)
+    for b in range(B):
+        n = int(batch.frame_mask[b].sum())
+        if n < 2:
+            continue
+        k = max(2, round(ratio * n))
+        sel = np.sort(rng.choice(n, k, replace=False))
+        perm = rng.permutation(k)
+        while k > 1 and np.all(perm == np.arange(k)):
+            perm = rng.permutation(k)
+        dest = sel[perm]
+        orders[b, torch.from_numpy(sel)] = torch.from_numpy(dest)
+        targets[b, torch.from_numpy(dest)] = torch.from_numpy(sel)
+    return orders, targets
+
+
+def vsm_inputs(
+    eps: list[Episode], rng: np.random.Generator, per_video: int = 2, drop_svmr: float = DROP_SVMR_PROB
+):
+    """Subtitles as queries: ([CLS] sub [SEP] ids, mask, q_vidx, targets (first, last frame) or -1)."""
+    ids, vidx, tg = [], [], []
+    for v, e in enumerate(eps):
+        subs = [s for s in e.subs if s[1]]
+        if not subs:
+            continue
+        for i in rng.choice(len(subs), min(per_video, len(subs)), replace=False):
+            t, fr = subs[i]
+            ids.append([CLS_ID, *t, SEP_ID])
+            vidx.append(v)
+            keep = rng.random() >= drop_svmr or not tg
+            tg.append((fr[0], fr[-1]) if keep else (-1, -1))
+    if not ids:
+        return None
+    i, m = pad(ids)
+    return i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long)
+
+
+def task_loss(model, task: str, eps: list[Episode], rng, variant: str, concepts: bool, device) -> dict:
+    """One pre-training task on one batch -> {"loss": tensor, **metrics}."""
+    batch = video_batch(eps, model.config, variant, concepts)
+    if task == "mlm":
+        if batch.sub_input_ids.shape[0] == 0:
+            return {}
+        masked, labels = mlm_inputs(batch, rng)
+        batch = batch.to(device)
+        out = model.forward_mlm(batch, masked.to(device), labels.to(device))
+        acc = (out["logits"].argmax(-1) == labels[labels >= 0].to(device)).float().mean()
+        return {"loss": out["loss"], "acc": acc}
+    if task == "mnce":
+        m = mfm_masks(batch, rng)
+        out = model.forward_mfm(batch.to(device), m.to(device), loss="nce")
+        return {"loss": out["loss"]}
+    if task == "fom":
+        orders, targets = fom_inputs(batch, rng)
+        out = model.forward_fom(batch.to(device), orders.to(device), targets.to(device))
+        sel = targets >= 0
+        acc = (out["logits"].argmax(-1).cpu()[sel] == targets[sel]).float().mean()
+        return {"loss": out["loss"], "acc": acc}
+    if task == "vsm":
+        q = vsm_inputs(eps, rng)
+        if q is None:
+            return {}
+        ids, mask, vidx, tg = (x.to(device) for x in q)
+        out = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)
+        acc = (out.video_scores.argmax(-1) == vidx).float().mean()
+        return {"loss": out.loss_st_ed + out.loss_neg_ctx + out.loss_neg_q, "acc": acc}
+    raise ValueError(f"unknown task {task!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# held-out probes (the smoke test's "beats chance")
+
+
+@torch.no_grad()
+def probe(
+    model, eps: list[Episode], device, batch_size: int = 16, seed: int = 0, variant="full", concepts=False
+) -> dict:
+    """FOM accuracy on reordered frames (chance = 1 / frames moved per video) and VSM video
+    retrieval accuracy among the batch's videos (chance = 1 / batch) + start-frame accuracy
+    (chance ~ 1 / frames) on held-out episodes."""
+    device = torch.device(device)
+    model.eval()
+    rng = np.random.default_rng(seed)
+    fom_hit = fom_n = fom_chance = 0.0
+    vsm_hit = vsm_n = vsm_chance = st_hit = st_n = st_chance = 0.0
+    for s in range(0, len(eps), batch_size):
+        chunk = eps[s : s + batch_size]
+        if len(chunk) < 2:
+            continue
+        batch = video_batch(chunk, model.config, variant, concepts)
+        with common.autocast(device):
+            orders, targets = fom_inputs(batch, rng)
+            out = model.forward_fom(batch.to(device), orders.to(device), targets.to(device))
+            sel = targets >= 0
+            fom_hit += float((out["logits"].argmax(-1).cpu()[sel] == targets[sel]).sum())
+            fom_n += float(sel.sum())
+            fom_chance += float(sel.any(1).sum())  # 1/k per moved frame, k moved frames per video
+            q = vsm_inputs(chunk, rng, per_video=2, drop_svmr=0.0)
+            ids, mask, vidx, tg = (x.to(device) for x in q)
+            o = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)
+        vsm_hit += float((o.video_scores.argmax(-1) == vidx).sum())
+        vsm_n += len(vidx)
+        vsm_chance += len(vidx) / len(chunk)
+        st_hit += float((o.st_logits.argmax(-1) == tg[:, 0]).sum())
+        st_n += len(vidx)
+        st_chance += float((1.0 / batch.frame_mask[vidx.cpu()].sum(1)).sum())
+    model.train()
+    return {
+        "fom_acc": fom_hit / max(fom_n, 1),
+        "fom_chance": fom_chance / max(fom_n, 1),
+        "vsm_video_acc": vsm_hit / max(vsm_n, 1),
+        "vsm_video_chance": vsm_chance / max(vsm_n, 1),
+        "vsm_start_acc": st_hit / max(st_n, 1),
+        "vsm_start_chance": st_chance / max(st_n, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# loop
+
+
+def pretrain(
+    model,
+    train: list[Episode],
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    ratio: dict[str, float] | None = None,
+    variant: str = "full",
+    concepts: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    deadline: float | None = None,
+    log: common.Log | None = None,
+    show_progress: bool = True,
+    budget_s: float | None = None,
+):
+    """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off)."""
+    device = torch.device(device)
+    ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
+    if variant == "video_only":
+        ratio.pop("mlm", None)  # no text in the input
+    if variant == "sub_only":
+        ratio.pop("mnce", None)  # no frame features to reconstruct
+    tasks = [t for t in TASKS if ratio.get(t, 0) > 0]
+    if not tasks:
+        return log
+    p = np.array([ratio[t] for t in tasks], float)
+    p /= p.sum()
+    rng = np.random.default_rng(seed)
+    log = log or common.Log(None, "pretrain")
+    model.to(device).train()
+    opt = common.make_optimizer(model, lr)
+    sched = common.StepBudget(steps, budget_s)
+    bar = common.progress(None, steps, "pretrain", show_progress)
+    for step in sched:
+        bar.total = sched.total
+        bar.update(1)
+        if deadline is not None and time.time() > deadline:
+            log.add(step, stopped="deadline")
+            break
+        steps = sched.total
+        cur = common.set_lr(opt, lr, step, steps)
+        task = tasks[rng.choice(len(tasks), p=p)]
+        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+        with common.autocast(device):
+            out = task_loss(model, task, eps, rng, variant, concepts, device)
+        if not out:
+            continue
+        opt.zero_grad(set_to_none=True)
+        out["loss"].float().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        row = {f"loss_{task}": float(out["loss"].detach()), "lr": cur}
+        if "acc" in out:
+            row[f"acc_{task}"] = float(out["acc"])
+        log.add(step, **row)
+    return log
+
+
+def main(argv=None) -> int:
+    from training.data import load_split
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", required=True)
+    p.add_argument("--val", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--smoke", action="store_true", help="reduced model, few steps (CPU, minutes)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--tasks", default="mlm,mnce,fom,vsm")
+    p.add_argument("--ratio", default="2,2,1,2", help="per task in --tasks order (official 2,2,1,2)")
+    p.add_argument("--variant", default="full")
+    p.add_argument("--concepts", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=77)
+    a = p.parse_args(argv)
+    common.set_seed(a.seed)
+    dev = common.resolve_device(a.device)
+    tasks = a.tasks.split(",")
+    ratio = dict(zip(tasks, (float(x) for x in a.ratio.split(","))))
+    cfg = common.app_config(smoke=a.smoke, concept_tokens=a.concepts)
+    model = common.build_app_model(cfg)
+    train = load_split(a.train, concepts=a.concepts)
+    steps = a.steps or (150 if a.smoke else 2000)
+    bs = a.batch_size or (8 if a.smoke else 64)
+    log = common.Log(a.out, "pretrain")
+    pretrain(model, train, steps, bs, a.lr, ratio, a.variant, a.concepts > 0, dev, a.seed, log=log)
+    res = {}
+    if a.val:
+        res = probe(
+            model, load_split(a.val, concepts=a.concepts), dev, variant=a.variant, concepts=a.concepts > 0
+        )
+    log.save({"probe": res})
+    from models.io import save_pretrained
+
+    save_pretrained(model, a.out, dtype=torch.float16)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

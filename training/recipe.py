@@ -1,0 +1,370 @@
+"""Recipes: one training run (pre-train -> fine-tune -> evaluate), the CPU smoke recipe, the GPU recipe.
+
+    # one run (any machine); time budgets in seconds fix the step counts after a short calibration
+    python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
+        [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
+        [--variant full|sub_only|video_only|flat] [--concepts 3] [--save]
+    # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
+    python -m training.recipe smoke --train DIR --val DIR --out OUT
+    # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
+    # baselines, pick the app checkpoint; or the ablations
+    python -m training.recipe gpu --stage main|ablations --work DIR --out OUT --limit-s 540
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from training import common
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = {"pretrain_steps": 120, "finetune_steps": 120, "batch_size": 8, "lr": 3e-4}
+
+
+def _wait_for(path: Path, deadline: float) -> bool:
+    while not (path / "episodes.jsonl").is_file():
+        if time.time() > deadline:
+            return False
+        time.sleep(2)
+    return True
+
+
+def run(a) -> dict:
+    """One training run; writes OUT/results.json (+ the checkpoint with --save)."""
+    from models.io import save_pretrained
+    from training.data import load_split
+    from training.evaluate import evaluate
+    from training.finetune import finetune
+    from training.pretrain import OFFICIAL_RATIO, pretrain, probe
+
+    t_start = time.time()
+    deadline = t_start + a.limit_s if a.limit_s else None
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common.set_seed(a.seed)
+    dev = common.resolve_device(a.device)
+    res: dict = {"name": a.name, "args": vars(a), "device": str(dev)}
+
+    def save_res():
+        (out / "results.json").write_text(json.dumps(res, indent=1))
+
+    k = a.concepts
+    cfg = common.app_config(smoke=a.smoke, concept_tokens=k)
+    model = common.build_app_model(cfg).to(dev)
+    t = time.time()
+    train = load_split(a.train, concepts=k)
+    res["load_train_s"] = round(time.time() - t, 1)
+    res["n_train"] = len(train)
+    tasks = [x for x in a.tasks.split(",") if x]
+    ratio = {x: OFFICIAL_RATIO[x] for x in tasks}
+    log_pt = common.Log(out, "pretrain")
+    if not a.no_pretrain and ratio:
+        pretrain(model, train, a.pretrain_steps, a.batch_size, a.lr_pretrain, ratio, a.variant, k > 0, dev,
+                 a.seed, deadline, log_pt, show_progress=a.progress, budget_s=a.pretrain_s)  # fmt: skip
+        log_pt.save()
+        res["pretrain_steps"] = len(log_pt.rows)
+    log_ft = common.Log(out, "finetune")
+    finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
+             log_ft, show_progress=a.progress, budget_s=a.finetune_s)  # fmt: skip
+    log_ft.save()
+    res["finetune_steps"] = len(log_ft.rows)
+    res["train_s"] = round(time.time() - t_start, 1)
+    if a.save:
+        save_pretrained(model, out / "model", dtype=torch.float16)
+    save_res()
+    for item in [x for x in a.eval.split(",") if x]:
+        name, _, path = item.partition("=")
+        if deadline and not _wait_for(Path(path), deadline - 20):
+            res.setdefault("skipped", []).append(name)
+            continue
+        try:
+            eps = load_split(path, concepts=k)
+            res[name] = evaluate(model, eps, a.variant, k > 0, dev)
+            if name in ("val", "test") and "probe" not in res:
+                res["probe"] = probe(model, eps, dev, batch_size=32, variant=a.variant, concepts=k > 0)
+        except Exception:  # keep the other splits' numbers
+            res[name] = {"error": traceback.format_exc()[-2000:]}
+        save_res()
+    res["total_s"] = round(time.time() - t_start, 1)
+    save_res()
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# GPU recipe
+
+
+GEN = {"train": 3000, "val": 200, "test": 500, "comp": 500, "novel": 500}
+MAIN_RUNS = {"main": {}, "concepts": {"concepts": 3}}
+ABLATIONS = {
+    "full_short": {},
+    "no_pretrain": {"no_pretrain": True},
+    "no_mlm": {"tasks": "mnce,fom,vsm"},
+    "no_mnce": {"tasks": "mlm,fom,vsm"},
+    "no_fom": {"tasks": "mlm,mnce,vsm"},
+    "no_vsm": {"tasks": "mlm,mnce,fom"},
+    "flat": {"variant": "flat"},
+    "sub_only": {"variant": "sub_only"},
+    "video_only": {"variant": "video_only"},
+}
+
+
+def _generate(split: str, count: int, work: Path, log) -> subprocess.Popen:
+    if (work / split / "episodes.jsonl").is_file():  # already there (a re-run): keep it
+        return subprocess.Popen(["true"])
+    cmd = [sys.executable, "-m", "synthtv", "generate", "--split", split, "--seed-start", "0", "--count",
+           str(count), "--out", str(work / split), "--device", "cuda", "--quiet", "--batch-frames", "2048"]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def _run_cmd(name: str, spec: dict, work: Path, out: Path, pretrain_s: float, finetune_s: float,
+             limit_s: float, save: bool, splits=("test", "novel", "comp", "val")) -> list[str]:  # fmt: skip
+    cmd = [sys.executable, "-m", "training.recipe", "run", "--name", name, "--train", str(work / "train"),
+           "--eval", ",".join(f"{s}={work / s}" for s in splits), "--out", str(out / name),
+           "--pretrain-s", str(pretrain_s), "--finetune-s", str(finetune_s), "--limit-s", str(limit_s),
+           "--no-progress"]  # fmt: skip
+    if save:
+        cmd.append("--save")
+    for k, v in spec.items():
+        if v is True:
+            cmd.append(f"--{k.replace('_', '-')}")
+        else:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    return cmd
+
+
+def _score(r: dict, split: str) -> float | None:
+    s = r.get(split, {})
+    try:
+        return (s["svmr"]["R1@0.5"] + s["vcmr"]["R1@0.5"] + s["qa"]["accuracy"]) / 3
+    except (KeyError, TypeError):
+        return None
+
+
+def gpu(a) -> int:
+    """The whole GPU call: generation, parallel runs, baselines, packing into OUT (<= 8 files)."""
+    t0 = time.time()
+    work, out = Path(a.work), Path(a.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_dir = work / "runs"
+    summary: dict = {"stage": a.stage, "gen": {}, "torch": torch.__version__,
+                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
+    glog = open(out / "log.txt", "a")
+
+    def note(msg):
+        line = f"[{time.time() - t0:6.1f}s] {msg}"
+        print(line, flush=True)
+        glog.write(line + "\n")
+        glog.flush()
+
+    def dump():
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    counts = dict(GEN)
+    if a.train_count:
+        counts["train"] = a.train_count
+    # train first (everything waits on it), then the evaluation splits while training runs
+    t = time.time()
+    p = _generate("train", counts["train"], work, glog)
+    p.wait()
+    note(f"generated train {counts['train']} in {time.time() - t:.1f}s rc={p.returncode}")
+    summary["gen"]["train"] = json.loads((work / "train" / "meta.json").read_text())
+    runs = MAIN_RUNS if a.stage == "main" else ABLATIONS
+    left = a.limit_s - (time.time() - t0)
+    eval_s = 75 if a.stage == "main" else 60
+    train_s = left - eval_s - 25
+    pt_s, ft_s = (0.4 * train_s, 0.6 * train_s)
+    procs = {}
+    for name, spec in runs.items():
+        cmd = _run_cmd(name, spec, work, runs_dir, pt_s, ft_s, left - 10, save=a.stage == "main")
+        if a.dry:  # plumbing check on a CPU: reduced model, 2 steps each
+            cmd += [
+                "--smoke",
+                "--pretrain-steps",
+                "2",
+                "--finetune-steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--device",
+                "cpu",
+            ]
+            cmd = [c for c in cmd if c not in ("--pretrain-s", "--finetune-s", str(pt_s), str(ft_s))]
+        procs[name] = subprocess.Popen(
+            cmd, stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        note(f"started {name}: pretrain {pt_s:.0f}s finetune {ft_s:.0f}s")
+    gens = []
+    for split in ("val", "test", "comp", "novel"):
+        t = time.time()
+        g = _generate(split, counts[split], work, glog)
+        g.wait()
+        note(f"generated {split} {counts[split]} in {time.time() - t:.1f}s")
+        summary["gen"][split] = json.loads((work / split / "meta.json").read_text())
+        gens.append(split)
+    dump()
+    if a.stage == "main":
+        bl = {}
+        for split in ("test", "comp", "novel"):
+            r = subprocess.run([sys.executable, "-m", "training.baselines", "--train", str(work / "val"),
+                                "--test", str(work / split), "--json", "--device", "cpu" if a.dry else "cuda"],
+                               capture_output=True, text=True, cwd=ROOT,
+                               timeout=max(10, a.limit_s - (time.time() - t0) - 60))  # fmt: skip
+            bl[split] = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr[-1500:]}
+            note(f"baselines {split} rc={r.returncode}")
+        summary["baselines"] = bl
+        dump()
+    for name, pr in procs.items():
+        try:
+            pr.wait(timeout=max(1, a.limit_s - (time.time() - t0) - 5))
+        except subprocess.TimeoutExpired:
+            pr.kill()
+        res_path = runs_dir / name / "results.json"
+        summary.setdefault("runs", {})[name] = (
+            json.loads(res_path.read_text()) if res_path.is_file() else None
+        )
+        for log_name in ("pretrain", "finetune"):
+            lp = runs_dir / name / f"{log_name}_log.json"
+            if lp.is_file():
+                summary.setdefault("logs", {}).setdefault(name, {})[log_name] = json.loads(lp.read_text())[
+                    "rows"
+                ]
+        tail = (work / f"{name}.log").read_text()[-3000:] if (work / f"{name}.log").is_file() else ""
+        summary.setdefault("run_tail", {})[name] = tail
+        note(f"{name} done rc={pr.returncode}")
+    dump()
+    if a.stage == "main":
+        # ship the concept variant only if it is better on novel without losing on test (issue item 6)
+        r = summary.get("runs", {})
+        m, c = r.get("main") or {}, r.get("concepts") or {}
+        choice = "main"
+        sn_m, sn_c, st_m, st_c = _score(m, "novel"), _score(c, "novel"), _score(m, "test"), _score(c, "test")
+        if None not in (sn_m, sn_c, st_m, st_c) and sn_c > sn_m and st_c >= st_m - 0.005:
+            choice = "concepts"
+        if not (runs_dir / choice / "model" / "model.safetensors").is_file():
+            choice = "main" if (runs_dir / "main" / "model" / "model.safetensors").is_file() else None
+        summary["shipped"] = choice
+        if choice:
+            import shutil
+
+            src = runs_dir / choice / "model"
+            shutil.copy(src / "config.json", out / "config.json")
+            data = (src / "model.safetensors").read_bytes()
+            part = 15 * 2**20
+            for i in range(0, len(data), part):
+                (out / f"model.safetensors.part{i // part}").write_bytes(data[i : i + part])
+            summary["model_bytes"] = len(data)
+        for name in ("main", "concepts"):
+            png = runs_dir / name / "finetune_loss.png"
+            if png.is_file() and name == (choice or "main"):
+                (out / "finetune_loss.png").write_bytes(png.read_bytes())
+    if a.stage == "main":
+        try:
+            write_smoke_fixture(work, out / "synthtv_smoke.npz")
+        except Exception:
+            summary["smoke_fixture_error"] = traceback.format_exc()[-1500:]
+    summary["total_s"] = round(time.time() - t0, 1)
+    dump()
+    note("done")
+    return 0
+
+
+def write_smoke_fixture(work: Path, path: Path, n_train: int = 48, n_val: int = 16) -> None:
+    """The smoke test's data: the first episodes of train and val, records + fp16 features."""
+    import numpy as np
+
+    from synthtv.generate import load_features, read_episodes
+
+    arrays = {}
+    for split, n in (("train", n_train), ("val", n_val)):
+        recs = read_episodes(work / split)[:n]
+        feats = [load_features(work / split, r) for r in recs]
+        arrays[f"{split}_records"] = np.frombuffer(json.dumps(recs).encode(), dtype=np.uint8)
+        arrays[f"{split}_features"] = np.concatenate(feats).astype(np.float16)
+    np.savez_compressed(path, **arrays)
+
+
+def smoke(a) -> int:
+    """CPU smoke: reduced model, few steps; prints losses first/last and the held-out probe."""
+    from training.data import load_split
+    from training.finetune import finetune
+    from training.pretrain import pretrain, probe
+
+    torch.set_num_threads(a.threads)
+    common.set_seed(0)
+    model = common.build_app_model(common.app_config(smoke=True))
+    train, val = load_split(a.train), load_split(a.val)
+    t = time.time()
+    lp = pretrain(model, train, SMOKE["pretrain_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=True,
+                  log=common.Log(a.out, "pretrain"))  # fmt: skip
+    lf = finetune(model, train, SMOKE["finetune_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=True,
+                  log=common.Log(a.out, "finetune"))  # fmt: skip
+    pr = probe(model, val, "cpu")
+    lp.save({"probe": pr})
+    lf.save()
+    print(json.dumps({"seconds": round(time.time() - t, 1), "probe": pr}))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--name", default="run")
+    r.add_argument("--train", required=True)
+    r.add_argument("--eval", default="", help="name=DIR,name=DIR")
+    r.add_argument("--out", required=True)
+    r.add_argument("--smoke", action="store_true")
+    r.add_argument("--tasks", default="mlm,mnce,fom,vsm")
+    r.add_argument("--no-pretrain", action="store_true")
+    r.add_argument("--variant", default="full")
+    r.add_argument("--concepts", type=int, default=0)
+    r.add_argument("--pretrain-steps", type=int, default=100_000)
+    r.add_argument("--finetune-steps", type=int, default=100_000)
+    r.add_argument("--pretrain-s", type=float, default=None)
+    r.add_argument("--finetune-s", type=float, default=None)
+    r.add_argument("--limit-s", type=float, default=None, help="hard wall-clock limit of the run")
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--lr", type=float, default=1e-4)
+    r.add_argument("--lr-pretrain", type=float, default=1e-4)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--seed", type=int, default=77)
+    r.add_argument("--save", action="store_true")
+    r.add_argument("--no-progress", dest="progress", action="store_false")
+    g = sub.add_parser("gpu")
+    g.add_argument("--stage", choices=("main", "ablations"), default="main")
+    g.add_argument("--work", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--limit-s", type=float, default=540)
+    g.add_argument("--train-count", type=int, default=None)
+    g.add_argument("--dry", action="store_true", help="plumbing check on CPU with existing WORK data")
+    s = sub.add_parser("smoke")
+    s.add_argument("--train", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--out", default=None)
+    s.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    if a.cmd == "run":
+        if a.pretrain_s is None and a.finetune_s is None and a.pretrain_steps == 100_000:
+            a.pretrain_steps, a.finetune_steps = 2000, 3000
+        print(json.dumps(run(a))[:2000])
+        return 0
+    if a.cmd == "gpu":
+        return gpu(a)
+    return smoke(a)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())
