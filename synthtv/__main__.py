@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument(
         "--fps", type=int, default=24, help="video frame rate (multiple of 4 keeps sampling exact)"
     )
+    g.add_argument(
+        "--crf", type=int, default=28, help="x264 CRF of --video (default 28; 18: less codec loss)"
+    )
     g.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="FrameEncoder device")
     g.add_argument("--no-features", action="store_true", help="skip frame features")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             meta = generate(a.split, a.seed_start, a.count, a.out, video=a.video, size=a.size, fps=a.fps,
                             workers=a.workers, device=a.device, features=not a.no_features,
-                            batch_frames=a.batch_frames, progress=not a.quiet)  # fmt: skip
+                            batch_frames=a.batch_frames, progress=not a.quiet, crf=a.crf)  # fmt: skip
         except (ValueError, InputError) as e:
             print(f"synthtv: {e}", file=sys.stderr)
             return 2

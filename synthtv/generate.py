@@ -38,6 +38,7 @@ class Job:
     fps: int
     video_dir: str | None
     features: bool
+    crf: int = 28  # x264 quality of --video (lower: less codec loss, bigger files)
 
 
 def _init_worker() -> None:
@@ -94,6 +95,7 @@ def generate(
     features: bool = True,
     batch_frames: int = 512,
     progress: bool = True,
+    crf: int = 28,
 ) -> dict:
     """Write `count` episodes of `split` from seed `seed_start` into `out`; returns timing stats."""
     out = Path(out)
@@ -104,7 +106,7 @@ def generate(
         raise ValueError("--size: width and height must be even (H.264)")
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = [
-        Job(split, s, size[0], size[1], fps, str(out / "videos") if video else None, features)
+        Job(split, s, size[0], size[1], fps, str(out / "videos") if video else None, features, crf)
         for s in range(seed_start, seed_start + count)
     ]
     t0 = time.perf_counter()
@@ -166,7 +168,7 @@ def generate(
     elapsed = time.perf_counter() - t0
     meta = {
         "split": split, "seed_start": seed_start, "count": count, "video": video, "size": list(size),
-        "fps": fps, "workers": workers, "device": str(getattr(encoder, "device", "none")),
+        "fps": fps, "crf": crf, "workers": workers, "device": str(getattr(encoder, "device", "none")),
         "seconds": round(elapsed, 2), "encode_seconds": round(t_encode, 2), "n_frames": n_frames,
         "episodes_per_minute": round(count / elapsed * 60, 1),
     }  # fmt: skip
