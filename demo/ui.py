@@ -315,7 +315,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             if rec.subtitles
             else None
         )
-        return gr.Video(value=media(rec), subtitles=subs, playback_position=float(t))
+        return gr.update(value=media(rec), subtitles=subs, playback_position=float(t))
 
     def details(rec: VideoRecord) -> dict:
         s = rec.summary()
@@ -341,7 +341,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             views.note("Caption the video to see its chapters here."),
             sess,
             library_view(rec.video_id),
-            gr.Dropdown(choices=library_choices(), value=rec.video_id),
+            gr.update(choices=library_choices(), value=rec.video_id),
         )
 
     def library_choices() -> list[tuple[str, str]]:
@@ -553,13 +553,13 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         sess = new_session() if cleared else sess
         return (
             library_view(sess["video_id"]),
-            gr.Dropdown(choices=library_choices(), value=None),
+            gr.update(choices=library_choices(), value=None),
             None if cleared else gr.skip(),
             sess,
         )
 
     def on_library_list(sess):
-        return library_view(sess["video_id"]), gr.Dropdown(choices=library_choices())
+        return library_view(sess["video_id"]), gr.update(choices=library_choices())
 
     # --- layout ----------------------------------------------------------------------------------------
 
@@ -606,8 +606,8 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                     views.note("No video yet."), elem_id="transcript", js_on_load=CLICK_JS
                 )
                 with gr.Row():
-                    srt_file = gr.File(label="Subtitles (SRT)", interactive=False)
-                    vtt_file = gr.File(label="Subtitles (WebVTT)", interactive=False)
+                    srt_file = gr.DownloadButton("⬇ Subtitles (SRT)", size="sm", variant="secondary")
+                    vtt_file = gr.DownloadButton("⬇ Subtitles (WebVTT)", size="sm", variant="secondary")
             with gr.Tab("Search moments", id="search"):
                 if not available["search"]:
                     gr.HTML(missing("search"))
@@ -630,7 +630,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                 )
                 with gr.Accordion("Results as JSON", open=False):
                     search_json = gr.JSON(label="Search results")
-                    search_file = gr.File(label="Download (JSON)", interactive=False)
+                    search_file = gr.DownloadButton("⬇ Results (JSON)", size="sm", variant="secondary")
             with gr.Tab("Ask", id="ask"):
                 if not available["qa"]:
                     gr.HTML(missing("qa"))
@@ -655,7 +655,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                         )
                 with gr.Accordion("Answer as JSON", open=False):
                     qa_json = gr.JSON(label="Answer")
-                    qa_file = gr.File(label="Download (JSON)", interactive=False)
+                    qa_file = gr.DownloadButton("⬇ Results (JSON)", size="sm", variant="secondary")
             with gr.Tab("Captions", id="captions"):
                 if not available["captions"]:
                     gr.HTML(missing("captions"))
@@ -674,8 +674,8 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                     js_on_load=CLICK_JS,
                 )
                 with gr.Row():
-                    chapters_file = gr.File(label="Chapters (WebVTT)", interactive=False)
-                    captions_file = gr.File(label="Captions (JSON)", interactive=False)
+                    chapters_file = gr.DownloadButton("⬇ Chapters (WebVTT)", size="sm", variant="secondary")
+                    captions_file = gr.DownloadButton("⬇ Captions (JSON)", size="sm", variant="secondary")
                 with gr.Accordion("Captions as JSON", open=False):
                     captions_json = gr.JSON(label="Captions")
             with gr.Tab("Library", id="library"):
@@ -730,8 +730,10 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                     inputs=[video_in],
                     outputs=show_outputs,
                     fn=on_example,
-                    cache_examples=True,
-                    cache_mode="lazy",
+                    # Gradio 6.31's example cache fails on component updates (the player's subtitles);
+                    # ingest is cached by content hash anyway, so a second click is just as instant.
+                    cache_examples=False,
+                    run_on_click=True,
                     label="Try the sample (33 s, five photographs with narration)",
                 )
 
