@@ -223,7 +223,7 @@ def cmd_library(args) -> None:
             "duration": r.meta.duration,
             "n_frames": r.n_frames,
         }
-        for r in lib.records()
+        for r in lib.records(arrays=False)
     ]
     _emit(
         args,

@@ -118,6 +118,7 @@ class VideoRecord:
             "source_name": self.source_name,
             "meta": self.meta.to_dict(),
             "frame_interval": self.frame_interval,
+            "n_frames": self.n_frames,
             "subtitles": [s.to_dict() for s in self.subtitles],
             "subtitles_source": self.subtitles_source,
             "language": self.language,
@@ -138,13 +139,18 @@ class VideoRecord:
         atomic_write(path, lambda f: np.savez(f, **payload))
 
     @classmethod
-    def load(cls, path: Path) -> VideoRecord:
-        with np.load(path, allow_pickle=False) as z:
+    def load(cls, path: Path, arrays: bool = True) -> VideoRecord:
+        """The record at `path`; arrays=False reads only the header (for listings: features become an
+        (n_frames, 0) placeholder and `arrays` stays empty)."""
+        with np.load(path, allow_pickle=False) as z:  # an npz member is read only when accessed
             h = json.loads(z["header"].tobytes().decode())
             if h.get("schema_version") != SCHEMA_VERSION:
                 raise ValueError(f"schema version {h.get('schema_version')} != {SCHEMA_VERSION}")
-            arrays = {k: _f32(z[f"a.{k}"]) for k in h["arrays"]}
-            features = _f32(z["features"])
+            if arrays or "n_frames" not in h:
+                loaded = {k: _f32(z[f"a.{k}"]) for k in h["arrays"]} if arrays else {}
+                features = _f32(z["features"]) if arrays else np.zeros((len(z["features"]), 0), np.float32)
+            else:
+                loaded, features = {}, np.zeros((h["n_frames"], 0), np.float32)
         return cls(
             video_id=h["video_id"],
             source_name=h["source_name"],
@@ -157,7 +163,7 @@ class VideoRecord:
             features=features,
             feature_encoder=h["feature_encoder"],
             timings=h["timings"],
-            arrays=arrays,
+            arrays=loaded,
             info=h["info"],
             media_path=h["media_path"],
             created=h["created"],
@@ -200,18 +206,21 @@ class Library:
     def record_path(self, video_id: str) -> Path:
         return self.videos_dir / f"{video_id}.npz"
 
-    def get(self, video_id: str) -> VideoRecord | None:
-        """The stored record, or None if absent; a corrupt or outdated one is reported and treated as absent."""
+    def get(self, video_id: str, arrays: bool = True) -> VideoRecord | None:
+        """The stored record, or None if absent; a corrupt or outdated one is reported and treated as absent.
+        arrays=False: the header only (fast; for listings)."""
         path = self.record_path(video_id)
         if not path.is_file():
             return None
         try:
-            return VideoRecord.load(path)
+            return VideoRecord.load(path, arrays)
         except (ValueError, KeyError, OSError, zipfile.BadZipFile, json.JSONDecodeError, TypeError) as e:
             log.warning("library entry %s is unusable (%s); it will be rebuilt", video_id, e)
             return None
 
     def put(self, record: VideoRecord) -> None:
+        if record.n_frames and record.features.shape[1] == 0:
+            raise ValueError("a header-only record (records(arrays=False)) cannot be saved")
         record.save(self.record_path(record.video_id))
 
     def store_media(self, src: str | Path, video_id: str) -> Path:
@@ -232,8 +241,9 @@ class Library:
     def ids(self) -> list[str]:
         return sorted(p.stem for p in self.videos_dir.glob("*.npz") if not p.name.startswith("."))
 
-    def records(self) -> list[VideoRecord]:
-        return [r for r in (self.get(i) for i in self.ids()) if r is not None]
+    def records(self, arrays: bool = True) -> list[VideoRecord]:
+        """Every usable record; arrays=False reads headers only (listing a large library stays fast)."""
+        return [r for r in (self.get(i, arrays) for i in self.ids()) if r is not None]
 
     def remove(self, video_id: str) -> bool:
         path = self.record_path(video_id)

@@ -345,10 +345,10 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         )
 
     def library_choices() -> list[tuple[str, str]]:
-        return [(f"{r.source_name} · {r.video_id}", r.video_id) for r in library.records()]
+        return [(f"{r.source_name} · {r.video_id}", r.video_id) for r in library.records(arrays=False)]
 
     def library_view(current: str | None = None) -> str:
-        return views.library_html(library.records(), current)
+        return views.library_html(library.records(arrays=False), current)
 
     # --- handlers --------------------------------------------------------------------------------------
 
