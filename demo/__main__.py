@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default=None, help='candidate answers "A|B|C|D|E" (default: proposed)')
     _common(p)
 
+    p = sub.add_parser("caption", help="dense captions, one sentence per segment (COOT + MART)")
+    p.add_argument("video", help="video file or library id")
+    p.add_argument("--segments", default=None, help='"start-end,start-end" in seconds (default: proposed)')
+    p.add_argument("--format", choices=["text", "json", "vtt"], default="text", help="vtt: WebVTT chapters")
+    _common(p)
+
     p = sub.add_parser("library", help="list or remove ingested videos")
     p.add_argument("action", choices=["list", "remove"], nargs="?", default="list")
     p.add_argument("video_id", nargs="?")
@@ -189,6 +195,19 @@ def cmd_ask(args) -> None:
     )
 
 
+def cmd_caption(args) -> None:
+    from demo.captions import caption_video, captions_json, chapters_vtt, parse_segments
+
+    segments = parse_segments(args.segments) if args.segments is not None else None  # before any work
+    _, rec = _record(args)
+    caps = caption_video(rec, segments)
+    if args.format == "vtt" and not args.json:
+        sys.stdout.write(chapters_vtt(caps))
+        return
+    args.json = args.json or args.format == "json"
+    _emit(args, captions_json(caps), "\n".join(f"{c.start:7.1f}-{c.end:7.1f} s  {c.text}" for c in caps))
+
+
 def cmd_export_subtitles(args) -> None:
     from demo.library import Library
     from demo.pipeline import find_record
@@ -236,6 +255,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "search": cmd_search,
     "ask": cmd_ask,
+    "caption": cmd_caption,
     "export-subtitles": cmd_export_subtitles,
     "library": cmd_library,
 }
