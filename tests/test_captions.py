@@ -55,7 +55,7 @@ def sample(sample_script) -> VideoRecord:
 
 def _check_cover(segs, duration, min_len, max_len):
     assert segs[0][0] == 0.0 and segs[-1][1] == pytest.approx(duration)
-    for (s, e), (s2, _) in zip(segs, segs[1:]):
+    for (_, e), (s2, _) in zip(segs, segs[1:]):
         assert e == s2  # contiguous, in time order
     for s, e in segs:
         assert min_len - 1e-6 <= e - s <= max_len + 1e-6
