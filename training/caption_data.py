@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,10 +34,11 @@ class CaptionEpisode:
 
 
 def frame_range(start: float, end: float, n_frames: int, interval: float = FRAME_INTERVAL) -> tuple[int, int]:
-    """Half-open range of the frames that [start, end) seconds overlaps; never empty (>= 1 frame)."""
-    first = min(max(math.floor(start / interval), 0), n_frames - 1)
-    last = min(max(math.ceil(end / interval), first + 1), n_frames)
-    return first, last
+    """Half-open range of the frames that [start, end) seconds overlaps; never empty (>= 1 frame). The
+    app's definition (``demo.captions.frame_range``), so training and the service cut clips alike."""
+    from demo.captions import frame_range as app_frame_range
+
+    return app_frame_range(start, end, n_frames, interval)
 
 
 def load_episodes(dirs: str | Path | Sequence[str | Path], limit: int | None = None) -> list[CaptionEpisode]:
