@@ -20,7 +20,7 @@ MIN_DURATION, MAX_DURATION = 30.0, 120.0
 # Photographs bundled in the scikit-image wheel (loaded offline). nouns[0] is the canonical name used in
 # captions and answers; the other nouns give paraphrases (speech uses one, queries another).
 PHOTOS: dict[str, tuple[str, ...]] = {
-    "astronaut": ("astronaut", "space traveler", "woman in the spacesuit"),
+    "astronaut": ("astronaut", "space traveler", "woman in the space suit"),
     "cat": ("cat", "kitten", "tabby"),
     "coffee": ("coffee cup", "mug of coffee", "hot drink"),
     "rocket": ("rocket", "launch vehicle", "spaceship"),
@@ -33,7 +33,7 @@ PHOTOS: dict[str, tuple[str, ...]] = {
     "motorcycle": ("motorcycle", "motorbike", "two-wheeler"),
 }
 SHAPES: dict[str, tuple[str, ...]] = {
-    "circle": ("circle", "round shape", "dot"),
+    "circle": ("circle", "round shape", "round disk"),
     "square": ("square", "box", "block"),
     "triangle": ("triangle", "wedge", "three-sided shape"),
     "star": ("star", "star shape", "five-pointed star"),
