@@ -101,10 +101,17 @@ def concept_head() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return sd["_fc.weight"].float(), sd["_fc.bias"].float(), imagenet_names()
 
 
+@lru_cache(maxsize=2)
+def _concept_head_on(device: str):
+    W, b, names = concept_head()
+    return W.to(device), b.to(device), names
+
+
 def frame_concepts(feats: np.ndarray, k: int = 3) -> list[list[str]]:
     """Top-k ImageNet names per frame from pooled features (N, 1280) (the FrameEncoder's ``concepts``)."""
-    W, b, names = concept_head()
-    logits = torch.from_numpy(np.asarray(feats, np.float32)) @ W.T + b
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    W, b, names = _concept_head_on(dev)
+    logits = torch.from_numpy(np.asarray(feats, np.float32)).to(dev) @ W.T + b
     idx = logits.topk(k, dim=-1).indices.tolist()
     return [[names[j] for j in row] for row in idx]
 
@@ -193,6 +200,25 @@ def load_split(
         raise ValueError(f"{d}: episodes without features (generate without --no-features): {missing[:3]}")
     feats = [np.load(d / r["features"]["path"]) for r in recs]
     return load_records(recs, feats, speaker=speaker, concepts=concepts)
+
+
+def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]]:
+    """The smoke fixture (tests/data/synthtv_smoke.npz, written by training.recipe.write_smoke_fixture):
+    {split: Episodes} with real generator records and features."""
+    z = np.load(path)
+    out = {}
+    for key in z.files:
+        if not key.endswith("_records"):
+            continue
+        split = key[: -len("_records")]
+        recs = json.loads(z[key].tobytes())
+        flat = z[f"{split}_features"]
+        feats, i = [], 0
+        for r in recs:
+            feats.append(flat[i : i + r["n_frames"]])
+            i += r["n_frames"]
+        out[split] = load_records(recs, feats, concepts=concepts)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

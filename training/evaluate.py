@@ -79,6 +79,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
             vidx = torch.tensor([v for v, _ in chunk], device=device)
             if "svmr" in tasks:
                 st, ed = model.span_logits(qv, V[vidx], M[vidx], cross=False)  # (q, T)
+                st, ed = st.float().cpu(), ed.float().cpu()
                 for j, (v, _) in enumerate(chunk):
                     n = eps[v].n
                     ms = hero_heads.decode_moments(
@@ -88,8 +89,12 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
             if "vcmr" in tasks:
                 st, ed = model.span_logits(qv, V, M, cross=True)  # (q, Nv, T)
                 vs = model.video_scores(qv, V, M)  # (q, Nv)
+                # decode on the CPU: NMS is a short Python loop, one GPU sync per step otherwise
+                st, ed, vs, Mc = st.float().cpu(), ed.float().cpu(), vs.float().cpu(), M.cpu()
                 for j in range(len(chunk)):
-                    ms = hero_heads.decode_corpus_moments(st[j], ed[j], M, vs[j], frame_interval=fi, top_k=10)
+                    ms = hero_heads.decode_corpus_moments(
+                        st[j], ed[j], Mc, vs[j], frame_interval=fi, top_k=10
+                    )
                     vcmr.append([(eps[m["video_index"]].id, m["start"], m["end"]) for m in ms])
         if svmr:
             golds = [(q.start, q.end) for _, q in qs]

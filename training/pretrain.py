@@ -147,7 +147,8 @@ def task_loss(model, task: str, eps: list[Episode], rng, variant: str, concepts:
 def probe(
     model, eps: list[Episode], device, batch_size: int = 16, seed: int = 0, variant="full", concepts=False
 ) -> dict:
-    """FOM accuracy on reordered frames (chance = 1 / frames moved per video) and VSM video
+    """FOM accuracy on reordered frames, each moved frame's original position chosen among the
+    moved frames' positions (chance = 1 / frames moved per video), and VSM video
     retrieval accuracy among the batch's videos (chance = 1 / batch) + start-frame accuracy
     (chance ~ 1 / frames) on held-out episodes."""
     device = torch.device(device)
@@ -163,10 +164,17 @@ def probe(
         with common.autocast(device):
             orders, targets = fom_inputs(batch, rng)
             out = model.forward_fom(batch.to(device), orders.to(device), targets.to(device))
-            sel = targets >= 0
-            fom_hit += float((out["logits"].argmax(-1).cpu()[sel] == targets[sel]).sum())
-            fom_n += float(sel.sum())
-            fom_chance += float(sel.any(1).sum())  # 1/k per moved frame, k moved frames per video
+            # accuracy among the positions that were moved (chance 1/k for k moved frames)
+            logits = out["logits"].float().cpu()
+            for b in range(len(chunk)):
+                sel = targets[b] >= 0
+                if not sel.any():
+                    continue
+                cand = targets[b][sel]  # original positions of the moved frames
+                pred = cand[logits[b][sel][:, cand].argmax(-1)]
+                fom_hit += float((pred == cand).sum())
+                fom_n += float(sel.sum())
+                fom_chance += 1.0  # k frames x 1/k
             q = vsm_inputs(chunk, rng, per_video=2, drop_svmr=0.0)
             ids, mask, vidx, tg = (x.to(device) for x in q)
             o = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)

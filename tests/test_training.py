@@ -1,0 +1,124 @@
+"""Training: SynthTV -> HERO inputs, pre-training task inputs, the app checkpoint format, and a
+learning test of the smoke recipe on real SynthTV episodes (tests/data/synthtv_smoke.npz: 48 train
+and 16 held-out val episodes with their EfficientNet-Lite0 features, written by the GPU recipe)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training import common
+from training.data import frame_span, load_fixture, video_batch, video_inputs
+from training.pretrain import fom_inputs, mfm_masks, mlm_inputs
+
+from .conftest import ROOT
+
+FIXTURE = ROOT / "tests" / "data" / "synthtv_smoke.npz"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_fixture(FIXTURE, concepts=3)
+
+
+def test_frame_span_is_hero_convention():
+    assert frame_span(1.8, 6.3, 50) == (1, 4)  # frames [1.5, 3) ... [6, 7.5)
+    assert frame_span(0.0, 1.5, 50) == (0, 0)
+    assert frame_span(70.0, 200.0, 50) == (46, 49)  # clipped to the video
+
+
+def test_episodes_are_the_apps_inputs(data):
+    ep = data["train"][0]
+    assert ep.feats.shape == (ep.n, 1280) and ep.feats.dtype == np.float16
+    assert all(0 <= f < ep.n for _, fr in ep.subs for f in fr)
+    q = ep.queries[0]
+    assert q.ids[0] == 101 and q.ids[-1] == 102 and 0 <= q.st <= q.ed < ep.n
+    qa = ep.qa[0]
+    assert len(qa.ids) == 5 and all(x[0] == 102 for x in qa.ids) and 0 <= qa.answer < 5
+    assert len(ep.concepts) == ep.n and all(ep.concepts)
+
+
+def test_input_variants(data):
+    ep = data["train"][0]
+    f, s = video_inputs(ep, "full")
+    assert len(s) == len(ep.subs)
+    f, s = video_inputs(ep, "sub_only")
+    assert not f.any() and len(s) == len(ep.subs)
+    assert video_inputs(ep, "video_only")[1] == []
+    _, s = video_inputs(ep, "flat")
+    assert len(s) == 1 and s[0][1] == list(range(ep.n))
+    _, s = video_inputs(ep, "full", concepts=True)
+    assert len(s) == len(ep.subs) + ep.n and s[-1][1] == [ep.n - 1]
+
+
+def test_pretraining_task_inputs(data):
+    cfg = common.app_config(smoke=True)
+    batch = video_batch(data["train"][:4], cfg)
+    rng = np.random.default_rng(0)
+    masked, labels = mlm_inputs(batch, rng)
+    sel = labels >= 0
+    assert sel.any() and not sel[:, 0].any()  # the leading [sep] is never masked
+    assert torch.equal(labels[sel], batch.sub_input_ids[sel])
+    m = mfm_masks(batch, rng)
+    assert (m.sum(1) >= 1).all() and not (m & ~batch.frame_mask.bool()).any()
+    orders, targets = fom_inputs(batch, rng)
+    for b in range(4):
+        assert sorted(orders[b].tolist()) == list(range(orders.shape[1]))  # a permutation
+        moved = targets[b] >= 0
+        assert moved.sum() >= 2
+        # the frame now at t came from targets[b, t]: orders maps it back to t
+        assert torch.equal(orders[b][targets[b][moved]], moved.nonzero()[:, 0])
+
+
+def test_app_checkpoint_round_trip(tmp_path, data):
+    from models.hero_api import answer_candidates, encode_video
+    from models.io import load_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    model = common.build_app_model(common.app_config(smoke=True)).eval()
+    save_pretrained(model, tmp_path, dtype=torch.float16)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "v_encoder.f_encoder.embeddings.word_embeddings.weight" not in keys  # the MiniLM table
+    assert {"qa_pool.weight", "video_query_linear.weight"} <= keys  # both head sets
+    loaded = load_pretrained(tmp_path)
+    assert type(loaded).__name__ == "HeroForApp"
+    ep = data["val"][0]
+    a, b = (encode_video(m, *video_inputs(ep)) for m in (model, loaded))
+    assert torch.allclose(a.v_temp, b.v_temp, atol=2e-2)  # fp16 storage
+    r = answer_candidates(loaded, b.fused, ep.qa[0].ids)
+    assert r["scores"].shape == (5,)
+
+
+@pytest.mark.slow
+def test_smoke_recipe_learns(data):
+    """Losses fall and FOM / VSM beat chance on held-out episodes after the smoke recipe."""
+    from training.finetune import finetune
+    from training.pretrain import pretrain, probe
+    from training.recipe import SMOKE
+
+    torch.set_num_threads(2)
+    common.set_seed(0)
+    model = common.build_app_model(common.app_config(smoke=True))
+    train, val = data["train"], data["val"]
+    lp = pretrain(
+        model, train, SMOKE["pretrain_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=False
+    )
+    lf = finetune(
+        model, train, SMOKE["finetune_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=False
+    )
+
+    def falls(rows, key):
+        v = [r[key] for r in rows if key in r]
+        k = max(2, len(v) // 4)
+        return np.mean(v[-k:]) < np.mean(v[:k])
+
+    for task in ("mlm", "mnce", "fom", "vsm"):
+        assert falls(lp.rows, f"loss_{task}"), task
+    assert falls(lf.rows, "loss")
+    pr = probe(model, val, "cpu")
+    assert pr["fom_acc"] > pr["fom_chance"], pr
+    assert pr["vsm_video_acc"] > 2 * pr["vsm_video_chance"], pr
