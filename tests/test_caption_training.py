@@ -1,45 +1,30 @@
-"""Learning tests of the captioning recipes: a few SynthTV episodes (real captions, stand-in features),
-tiny models, a few epochs; the caption loss (MART) and the alignment loss (COOT) must fall."""
+"""Learning tests of the captioning recipes on real SynthTV episodes (tests/data/synthtv_smoke.npz: the
+generator's records and EfficientNet-Lite0 features): tiny models, a few epochs; MART's caption loss and
+COOT's alignment loss must fall."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from models.coot import CootConfig
 from models.mart import Vocab
-from synthtv.episode import build_episode
-from training.caption_data import CaptionEpisode, frame_range, paragraphs_from_token_feats
+from tests.conftest import ROOT
+from training.caption_data import episode_paragraphs, load_fixture_episodes
 from training.train_coot import CootRecipe, train_coot
 from training.train_mart import MartRecipe, raw_segment_features, small_mart_config, train_mart
 
+FIXTURE = ROOT / "tests" / "data" / "synthtv_smoke.npz"
 
-def _episodes(n: int, dim: int = 32) -> list[CaptionEpisode]:
-    """SynthTV annotations (pure functions of the seed, no rendering) + a feature per event action."""
-    rng = np.random.default_rng(0)
-    action_vec = {}
-    out = []
-    for seed in range(n):
-        rec, _ = build_episode("train", seed)
-        caps = sorted(rec["captions"], key=lambda c: c["start"])[:6]
-        t = rec["n_frames"]
-        feats = 0.1 * rng.normal(size=(t, dim)).astype(np.float32)
-        ranges = [frame_range(c["start"], c["end"], t) for c in caps]
-        for c, (a, b) in zip(caps, ranges):  # frames of an event look like its action
-            act = rec["events"][c["event"]]["action"]
-            action_vec.setdefault(act, rng.normal(size=dim).astype(np.float32))
-            feats[a:b] += action_vec[act]
-        out.append(
-            CaptionEpisode(
-                rec["episode_id"],
-                rec["duration"],
-                feats,
-                [(c["start"], c["end"]) for c in caps],
-                ranges,
-                [c["text"] for c in caps],
-            )  # fmt: skip
+
+def _episodes(n: int, max_segments: int = 6):
+    eps = load_fixture_episodes(FIXTURE)[:n]
+    for e in eps:  # shorter paragraphs keep the test fast
+        e.segments, e.clip_ranges, e.captions = (
+            e.segments[:max_segments],
+            e.clip_ranges[:max_segments],
+            e.captions[:max_segments],
         )
-    return out
+    return eps
 
 
 def test_mart_smoke_training_loss_falls():
@@ -58,19 +43,10 @@ def test_mart_smoke_training_loss_falls():
 def test_coot_smoke_training_loss_falls():
     torch.set_num_threads(1)
     eps = _episodes(8)
-    rng = np.random.default_rng(1)
-    # stand-in token features: a vector per word, so sentences about the same action share tokens
-    words: dict[str, np.ndarray] = {}
-    per_sentence = []
-    for e in eps:
-        for c in e.captions:
-            toks = Vocab.tokenize(c)
-            per_sentence.append(
-                np.stack([words.setdefault(w, rng.normal(size=24).astype(np.float32)) for w in toks])
-            )
-    pars = paragraphs_from_token_feats(per_sentence, [len(e.captions) for e in eps])
-    cfg = CootConfig(video_feature_dim=32, text_feature_dim=24, hidden_dim=32, num_heads=4, ff_dim=32,
-                     pooler_hidden_dim=64)  # fmt: skip
+    pars = episode_paragraphs(eps)  # the real text input: MiniLM token states
+    assert pars[0].token_feats.shape[1] == 384
+    assert len(pars[0].sentence_ranges) == len(eps[0].captions)
+    cfg = CootConfig(hidden_dim=32, num_heads=4, ff_dim=32, pooler_hidden_dim=64)
     recipe = CootRecipe(epochs=30, batch_size=4, lr=1e-3, warmup_epochs=1, seed=0)
     _, hist = train_coot(eps, pars, recipe, config=cfg, progress=False)
     losses = [h["loss"] for h in hist]

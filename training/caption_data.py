@@ -41,6 +41,25 @@ def frame_range(start: float, end: float, n_frames: int, interval: float = FRAME
     return app_frame_range(start, end, n_frames, interval)
 
 
+def episode_from_record(rec: dict, feats: np.ndarray) -> CaptionEpisode | None:
+    """One episodes.jsonl record + its (n_frames, D) features -> CaptionEpisode (None without captions)."""
+    caps = sorted(rec["captions"], key=lambda c: (c["start"], c["end"]))
+    if not caps:
+        return None
+    feats = np.asarray(feats, dtype=np.float32)
+    n = feats.shape[0]
+    if n != rec["n_frames"]:
+        raise ValueError(f"{rec['episode_id']} has {n} feature rows for {rec['n_frames']} frames")
+    return CaptionEpisode(
+        episode_id=rec["episode_id"],
+        duration=float(rec["duration"]),
+        features=feats,
+        segments=[(float(c["start"]), float(c["end"])) for c in caps],
+        clip_ranges=[frame_range(c["start"], c["end"], n) for c in caps],
+        captions=[c["text"] for c in caps],
+    )
+
+
 def load_episodes(dirs: str | Path | Sequence[str | Path], limit: int | None = None) -> list[CaptionEpisode]:
     """Episodes with captions and features from one or more ``python -m synthtv generate`` directories."""
     if isinstance(dirs, (str, Path)):
@@ -52,25 +71,24 @@ def load_episodes(dirs: str | Path | Sequence[str | Path], limit: int | None = N
             if limit is not None and len(out) >= limit:
                 return out
             rec = json.loads(line)
-            caps = sorted(rec["captions"], key=lambda c: (c["start"], c["end"]))
-            if not caps or not rec.get("features"):
+            if not rec.get("features"):
                 continue
-            feats = np.load(d / "features" / f"{rec['episode_id']}.npy").astype(np.float32)
-            n = feats.shape[0]
-            if n != rec["n_frames"]:
-                raise ValueError(
-                    f"{d}: {rec['episode_id']} has {n} feature rows for {rec['n_frames']} frames"
-                )
-            out.append(
-                CaptionEpisode(
-                    episode_id=rec["episode_id"],
-                    duration=float(rec["duration"]),
-                    features=feats,
-                    segments=[(float(c["start"]), float(c["end"])) for c in caps],
-                    clip_ranges=[frame_range(c["start"], c["end"], n) for c in caps],
-                    captions=[c["text"] for c in caps],
-                )
-            )
+            ep = episode_from_record(rec, np.load(d / "features" / f"{rec['episode_id']}.npy"))
+            if ep is not None:
+                out.append(ep)
+    return out
+
+
+def load_fixture_episodes(path: str | Path, split: str = "train") -> list[CaptionEpisode]:
+    """Episodes of the test fixture tests/data/synthtv_smoke.npz (real generator records + features)."""
+    z = np.load(path)
+    recs = json.loads(z[f"{split}_records"].tobytes())
+    flat, out, i = z[f"{split}_features"], [], 0
+    for r in recs:
+        ep = episode_from_record(r, flat[i : i + r["n_frames"]])
+        i += r["n_frames"]
+        if ep is not None:
+            out.append(ep)
     return out
 
 
