@@ -9,6 +9,8 @@
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
     # baselines, pick the app checkpoint; or the ablations
     python -m training.recipe gpu --stage main|ablations --work DIR --out OUT --limit-s 540
+    # join the GPU call's returned parts into the app checkpoint (+ model card)
+    python -m training.recipe assemble --parts /work/.device/N --out assets/hero-mini
 """
 
 from __future__ import annotations
@@ -330,6 +332,36 @@ def smoke(a) -> int:
     return 0
 
 
+def assemble(a) -> int:
+    """GPU call files (config.json + model.safetensors.partN) -> a checkpoint dir with the model card."""
+    import shutil
+
+    src, out = Path(a.parts), Path(a.out)
+    parts = sorted(src.glob("model.safetensors.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1]))
+    if not parts or not (src / "config.json").is_file():
+        print(f"training.recipe: {src}: no config.json / model.safetensors.part*", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "model.safetensors", "wb") as f:
+        for p in parts:
+            f.write(p.read_bytes())
+    shutil.copy(src / "config.json", out / "config.json")
+    shutil.copy(ROOT / "training" / "MODEL_CARD.md", out / "README.md")
+    from models.io import load_pretrained
+
+    model = load_pretrained(out)  # checks every tensor name and shape
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "class": type(model).__name__,
+                "bytes": (out / "model.safetensors").stat().st_size,
+            }
+        )
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -371,7 +403,12 @@ def main(argv=None) -> int:
     s.add_argument("--val", default=None)
     s.add_argument("--out", default=None)
     s.add_argument("--threads", type=int, default=2)
+    m = sub.add_parser("assemble", help="join a GPU call's checkpoint parts into a checkpoint dir")
+    m.add_argument("--parts", required=True)
+    m.add_argument("--out", default=str(ROOT / "assets" / "hero-mini"))
     a = p.parse_args(argv)
+    if a.cmd == "assemble":
+        return assemble(a)
     if a.cmd == "run":
         if a.pretrain_s is None and a.finetune_s is None and a.pretrain_steps == 100_000:
             a.pretrain_steps, a.finetune_steps = 2000, 3000
