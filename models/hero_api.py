@@ -214,12 +214,13 @@ def encode_videos(
     window: int | None = None,
     stride: int | None = None,
     autocast: bool | None = None,
+    max_sub_tokens: int = 128,
 ) -> list[VideoEncoding]:
     """Encode whole videos of any length (one cross-modal pass over all their subtitles, one
     temporal pass over all windows). Returns one VideoEncoding per video, float32 on CPU."""
     model.eval()
     dev = _device_of(model)
-    batch = build_video_batch(videos, model.config).to(dev)
+    batch = build_video_batch(videos, model.config, max_sub_tokens).to(dev)
     with _autocast(dev, autocast):
         out = model.v_encoder.forward_repr(batch, encode_clip=False)
         v_temp = temporal_windows(model, out.fused, out.mask, window, stride)

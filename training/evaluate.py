@@ -27,7 +27,7 @@ import torch
 from models import hero_heads
 from models.hero_api import default_window, encode_videos
 from training import common
-from training.data import Episode, load_split, pad, video_inputs
+from training.data import FLAT_MAX_TOKENS, Episode, load_split, pad, video_inputs
 from training.metrics import by_type, moment_recall, qa_accuracy
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "hero-mini"
@@ -38,7 +38,8 @@ def encode_all(model, eps: list[Episode], variant="full", concepts=False, batch_
     """Episodes -> list of VideoEncoding (v_temp, fused (n, H) float32 CPU)."""
     out = []
     for s in range(0, len(eps), batch_size):
-        out += encode_videos(model, [video_inputs(e, variant, concepts) for e in eps[s : s + batch_size]])
+        videos = [video_inputs(e, variant, concepts) for e in eps[s : s + batch_size]]
+        out += encode_videos(model, videos, max_sub_tokens=FLAT_MAX_TOKENS if variant == "flat" else 128)
     return out
 
 
