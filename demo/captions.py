@@ -17,6 +17,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -173,6 +174,20 @@ def _check_segments(record, segments: Sequence[tuple[float, float]]) -> list[tup
 # ---------------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _one_thread():
+    """COOT / MART calls here are small: on a shared CPU, OpenMP threads spin-wait more than they
+    compute (measured: 0.5 s with one thread, 3-6 s with two for the sample video's captions)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @lru_cache(maxsize=2)
 def load_captioner(coot_dir: str | None = None, mart_dir: str | None = None):
     """(COOT, MART) in eval mode, from the shipped assets unless given (env HEROVID_COOT / HEROVID_MART)."""
@@ -226,9 +241,10 @@ def caption_video(
     from models.mart_decoding import caption_segments
 
     segs = propose_segments(record) if segments is None else _check_segments(record, segments)
-    coot, mart = load_captioner(coot_dir, mart_dir)
-    x = torch.from_numpy(segment_features(coot, record, segs))
-    texts = caption_segments(mart, mart.config.get_vocab(), x)
+    with _one_thread():
+        coot, mart = load_captioner(coot_dir, mart_dir)
+        x = torch.from_numpy(segment_features(coot, record, segs))
+        texts = caption_segments(mart, mart.config.get_vocab(), x)
     return [Caption(s, e, tidy_sentence(t)) for (s, e), t in zip(segs, texts)]
 
 
