@@ -65,7 +65,8 @@ def _check_cover(segs, duration, min_len, max_len):
 def test_proposals_respect_lengths_on_random_features(min_len, max_len):
     rng = np.random.default_rng(0)
     base = rng.normal(size=(4, 64))
-    feats = np.repeat(base, [10, 1, 30, 39], axis=0) + 0.05 * rng.normal(size=(80, 64))  # cuts + a 1-frame shot
+    # four shots (one of a single frame) with small noise
+    feats = np.repeat(base, [10, 1, 30, 39], axis=0) + 0.05 * rng.normal(size=(80, 64))
     subs = [Subtitle(t, t + 4.0, "line") for t in np.arange(2.0, 115.0, 9.0)]
     rec = _record(feats, 120.0, subs)
     segs = propose_segments(rec, min_len, max_len)
