@@ -23,7 +23,9 @@ from demo.subtitles import align_to_frames
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "hero-mini"
-MAX_SUB_TOKENS = 64  # WordPiece tokens kept per subtitle
+# Text limits as in training (training/data.py; the official TVR/TVQA max_txt_len).
+MAX_SUB_TOKENS = 60  # per subtitle and per query
+MAX_QA_TOKENS = 120  # per "[sep] question [sep] answer"
 
 
 class HeroEngine:
@@ -56,13 +58,28 @@ class HeroEngine:
     # --- inputs ---------------------------------------------------------------------------------------
 
     def video_inputs(self, record: VideoRecord) -> tuple[np.ndarray, list[tuple[list[int], list[int]]]]:
-        """(features (N, D), [(subtitle token ids, frame indices)]) as HERO-mini was trained on."""
+        """(features (N, D), [(subtitle token ids, frame indices)]) as HERO-mini was trained on. A
+        checkpoint trained with concept tokens (config.concept_tokens = k) also gets, per frame, its top-k
+        ImageNet names as "name, name, name" covering that frame only."""
         from demo.text import token_ids
 
         subs = record.subtitles
         frames = align_to_frames(subs, record.n_frames, record.frame_interval)
-        ids = token_ids([s.text for s in subs], max_len=MAX_SUB_TOKENS)
-        return record.features, list(zip(ids, frames))
+        pairs = list(zip(token_ids([s.text for s in subs], max_len=MAX_SUB_TOKENS), frames))
+        k = getattr(self.config, "concept_tokens", 0)
+        if k:
+            names = [", ".join(c[:k]) for c in record.concepts]
+            pairs += [(ids, [i]) for i, ids in enumerate(token_ids(names, max_len=MAX_SUB_TOKENS))]
+        return record.features, pairs
+
+    def qa_token_ids(self, question: str, candidates: list[str]) -> list[list[int]]:
+        """ "[sep] question [sep] answer" ids per candidate, truncated as in training."""
+        from demo.text import token_ids
+        from models.hero_api import qa_input_ids
+
+        q = token_ids([question], max_len=MAX_QA_TOKENS // 2)[0]
+        a = token_ids(candidates, max_len=MAX_QA_TOKENS // 2)
+        return [x[:MAX_QA_TOKENS] for x in qa_input_ids(q, a, self.config.sep_token_id)]
 
     # --- encoding -------------------------------------------------------------------------------------
 

@@ -123,13 +123,10 @@ def answer_question(
         cands = cands + ["none of these"]
     dt = record.frame_interval
     if engine is not None and engine.can_answer:
-        from demo.text import token_ids
-        from models.hero_api import answer_candidates, qa_input_ids
+        from models.hero_api import answer_candidates
 
         _, fused = engine.states(record)
-        q_ids = token_ids([question], max_len=40)[0]
-        a_ids = token_ids(cands, max_len=24)
-        r = answer_candidates(engine.model, fused, qa_input_ids(q_ids, a_ids, engine.config.sep_token_id))
+        r = answer_candidates(engine.model, fused, engine.qa_token_ids(question, cands))
         logits = r["scores"].float()
         evidence = (r["st_idx"] * dt, min((r["ed_idx"] + 1) * dt, record.meta.duration))
         method = "hero"
