@@ -1,0 +1,70 @@
+"""The HERO path of the app with a real (small, untrained) HeroForApp checkpoint: ingest stores HERO's
+states keyed by the checkpoint, search and QA read them, a different checkpoint re-encodes."""
+
+import numpy as np
+import pytest
+import torch
+
+from demo.engine import HeroEngine
+from demo.errors import InputError
+from demo.library import Library
+from demo.pipeline import IngestOptions, ingest
+from demo.qa import answer_question
+from demo.search import search_library, search_moments
+from models.hero import build_hero, hero_mini_config
+from models.io import save_pretrained
+from tests.conftest import SAMPLE
+
+
+def _checkpoint(path, seed, concept_tokens=0):
+    torch.manual_seed(seed)
+    cfg = hero_mini_config(head="app")
+    cfg.f_config.num_hidden_layers, cfg.c_config.num_hidden_layers = 1, 1
+    cfg.concept_tokens = concept_tokens
+    save_pretrained(build_hero(cfg), path, cfg, dtype=torch.float16)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    return _checkpoint(d / "a", 0), _checkpoint(d / "b", 1, concept_tokens=3)
+
+
+def test_hero_states_cached_per_checkpoint(sample_record, data_dir, ckpts, tmp_path):
+    lib = Library(tmp_path / "lib")
+    rec = ingest(SAMPLE, library=lib, options=IngestOptions(checkpoint=ckpts[0], tracks=()))
+    a = HeroEngine(ckpts[0])
+    assert rec.info["hero_key"] == a.key and rec.arrays["hero.v_temp"].shape == (rec.n_frames, 384)
+    stored = lib.get(rec.video_id)
+    np.testing.assert_allclose(
+        stored.arrays["hero.v_temp"], rec.arrays["hero.v_temp"], atol=2e-2
+    )  # fp16 on disk
+    again = ingest(SAMPLE, library=lib, options=IngestOptions(checkpoint=ckpts[1], tracks=()))
+    b = HeroEngine(ckpts[1])
+    assert again.info["hero_key"] == b.key != a.key  # another checkpoint re-encodes, nothing else reruns
+    assert not np.allclose(again.arrays["hero.fused"], rec.arrays["hero.fused"])
+    feats, subs = b.video_inputs(again)
+    assert len(subs) == len(again.subtitles) + again.n_frames  # concept tokens: one text per frame
+
+
+def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
+    engine = HeroEngine(ckpts[0])
+    res = search_moments(sample_record, "a rocket", top_k=5, engine=engine)
+    assert res.method == "hero+text" and 1 <= len(res.moments) <= 5
+    assert res.saliency.shape == (sample_record.n_frames,)
+    assert all(0 <= m.start < m.end <= sample_record.meta.duration + 1e-6 for m in res.moments)
+    ans = answer_question(
+        sample_record, "What is on the saucer?", ["a spoon", "a cat", "a rocket"], engine=engine
+    )
+    assert ans.method == "hero" and sum(ans.scores) == pytest.approx(1.0)
+    assert 0 <= ans.evidence[0] < ans.evidence[1] <= sample_record.meta.duration + 1e-6
+    lib = Library(tmp_path / "lib")
+    ingest(SAMPLE, library=lib, options=IngestOptions(checkpoint=ckpts[0], tracks=()))
+    moments = search_library(lib, "a rocket", engine=engine)
+    assert moments and (lib.root / "index" / f"hero-{engine.key}.faiss").is_file()
+
+
+def test_bad_checkpoint_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="cannot load the HERO checkpoint"):
+        HeroEngine(tmp_path)
