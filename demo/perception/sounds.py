@@ -218,7 +218,7 @@ class SoundTagger:
         for i, patch in enumerate(x):  # the exported graph has batch size 1
             (raw,) = self._session.run(None, {self._input: patch[None, None]})  # (1, 521) uint8
             logits = q["class_scores_scale"] * (raw[0].astype(np.float32) - q["class_scores_zero_point"])
-            out[i] = 1.0 / (1.0 + np.exp(-logits))
+            out[i] = 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without exp overflow
         return out
 
     def run(self, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[ConceptEvent]:
