@@ -44,11 +44,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--lengths", default="60,600", help="seconds of the looped videos")
+    ap.add_argument("--tracks", default=None, help="concept tracks (default: the app's defaults; 'none')")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    opts = IngestOptions(device=args.device)
+    tracks = tuple(args.tracks.split(",")) if args.tracks else None
+    opts = IngestOptions(device=args.device, tracks=tracks)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         videos = [("sample (33 s)", SAMPLE)]

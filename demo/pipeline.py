@@ -164,17 +164,24 @@ def ingest(
         times = vid.frame_times(meta.duration, options.interval)
         feats, concepts = [], []
         report = _stage(progress, "frames")
+        t_enc = t_per = 0.0
         for start, frames in vid.iter_frames(path, meta, options.interval):
+            t1 = time.perf_counter()
             if encoder is not None:
                 enc = encoder.encode(frames)
                 feats.append(enc.features)
                 concepts.extend(enc.concepts)
+            t2 = time.perf_counter()
             if perceive is not None:
                 perceive(frames, times[start : start + len(frames)], options.interval)
+            t_enc, t_per = t_enc + t2 - t1, t_per + time.perf_counter() - t2
             report((start + len(frames)) / len(times), "encoding frames")
         features = np.concatenate(feats, axis=0) if encoder is not None else old.features
         concepts = concepts if encoder is not None else old.concepts
-        timings["frames"] = time.perf_counter() - t
+        timings["frames"] = time.perf_counter() - t - t_per  # decoding + features
+        timings["features"] = t_enc
+        if perceive is not None:
+            timings["objects+text"] = t_per
     events = list(kept) + (perceive.result() if perceive else [])
     if "sound" in need:
         t = time.perf_counter()
