@@ -47,7 +47,6 @@ def main() -> None:
     ap.add_argument(
         "--tracks", default=None, help="concept tracks, comma-separated (default: the app's; 'none')"
     )
-    ap.add_argument("--tracks", default=None, help="concept tracks (default: the app's defaults; 'none')")
     args = ap.parse_args()
     import torch
 
