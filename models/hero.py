@@ -586,20 +586,25 @@ class QaOutput:
     loss_span: torch.Tensor | None = None
 
 
+def _add_qa_heads(model: nn.Module, config: HeroConfig) -> None:
+    """The TVQA heads (official names): qa_pool/qa_pred_head score candidates, st_ed_* give evidence."""
+    h = config.c_config.hidden_size
+    model.qa_pool = nn.Linear(h, 1, bias=False)
+    model.qa_pred_head = MLPLayer(h, 1)
+    model.st_ed_pool = nn.Linear(h, 1, bias=False)
+    model.st_ed_pred_head = MLPLayer(h, 2)
+    std = config.f_config.initializer_range
+    for m in (model.qa_pool, model.qa_pred_head, model.st_ed_pool, model.st_ed_pred_head):
+        m.apply(lambda mod: _init_weights(mod, std))
+    model.st_ed_pool.weight.data.copy_(model.qa_pool.weight.data)  # official: deepcopy of qa_pool
+
+
 class HeroForVideoQA(HeroModel):
     """Multiple-choice video QA (TVQA, How2QA) with evidence start/end."""
 
     def __init__(self, config: HeroConfig):
         super().__init__(config)
-        h = config.c_config.hidden_size
-        self.qa_pool = nn.Linear(h, 1, bias=False)
-        self.qa_pred_head = MLPLayer(h, 1)
-        self.st_ed_pool = nn.Linear(h, 1, bias=False)
-        self.st_ed_pred_head = MLPLayer(h, 2)
-        std = config.f_config.initializer_range
-        for m in (self.qa_pool, self.qa_pred_head, self.st_ed_pool, self.st_ed_pred_head):
-            m.apply(lambda mod: _init_weights(mod, std))
-        self.st_ed_pool.weight.data.copy_(self.qa_pool.weight.data)  # official: deepcopy of qa_pool
+        _add_qa_heads(self, config)
 
     def qa_heads(
         self,
@@ -680,15 +685,7 @@ class HeroForApp(HeroForPretraining):
 
     def __init__(self, config: HeroConfig):
         super().__init__(config)
-        h = config.c_config.hidden_size
-        self.qa_pool = nn.Linear(h, 1, bias=False)
-        self.qa_pred_head = MLPLayer(h, 1)
-        self.st_ed_pool = nn.Linear(h, 1, bias=False)
-        self.st_ed_pred_head = MLPLayer(h, 2)
-        std = config.f_config.initializer_range
-        for m in (self.qa_pool, self.qa_pred_head, self.st_ed_pool, self.st_ed_pred_head):
-            m.apply(lambda mod: _init_weights(mod, std))
-        self.st_ed_pool.weight.data.copy_(self.qa_pool.weight.data)
+        _add_qa_heads(self, config)
         if config.minilm_word_embeddings:
             emb = self.v_encoder.f_encoder.embeddings.word_embeddings.weight
             emb.data.copy_(_minilm_word_embeddings().to(emb.dtype))
