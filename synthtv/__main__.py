@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--no-features", action="store_true", help="skip frame features")
     g.add_argument("--batch-frames", type=int, default=512, help="frames per encoder call (across episodes)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--extras",
+        action="store_true",
+        help="add signs and sound effects with their queries (synthtv/extras.py; needs pygame)",
+    )
     s = sub.add_parser("stats", help="counts per type and trivial baselines")
     s.add_argument("dir")
     s.add_argument("--json", action="store_true")
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             meta = generate(a.split, a.seed_start, a.count, a.out, video=a.video, size=a.size, fps=a.fps,
                             workers=a.workers, device=a.device, features=not a.no_features,
-                            batch_frames=a.batch_frames, progress=not a.quiet, crf=a.crf)  # fmt: skip
+                            batch_frames=a.batch_frames, progress=not a.quiet, crf=a.crf,
+                            extras=a.extras)  # fmt: skip
         except (ValueError, InputError) as e:
             print(f"synthtv: {e}", file=sys.stderr)
             return 2

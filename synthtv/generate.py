@@ -39,6 +39,7 @@ class Job:
     video_dir: str | None
     features: bool
     crf: int = 28  # x264 quality of --video (lower: less codec loss, bigger files)
+    extras: bool = False  # signs + sound effects with their queries (synthtv/extras.py); off: unchanged
 
 
 def _init_worker() -> None:
@@ -67,17 +68,26 @@ def run_job(job: Job) -> tuple[dict, np.ndarray | None]:
     record["size"] = [job.width, job.height]
     record["video"] = None
     record["features"] = None
+    extras = None
+    if job.extras:
+        from synthtv import extras as ex
+
+        extras = ex.add_extras(record)
     frames = None
     if job.features:
-        frames = encoder_frames(render_frames(world, sample_times(world.duration), job.width, job.height))
+        frames = render_frames(world, sample_times(world.duration), job.width, job.height)
+        if extras:
+            frames = ex.draw_frames(frames, sample_times(world.duration), extras)
+        frames = encoder_frames(frames)
     if job.video_dir:
         from synthtv.audio import speech_track
         from synthtv.mp4 import write_mp4
 
         path = Path(job.video_dir) / f"{record['episode_id']}.mp4"
-        write_mp4(
-            path, iter_video_frames(world, job.fps, job.width, job.height), job.fps, speech_track(record)
-        )
+        video, audio = iter_video_frames(world, job.fps, job.width, job.height), speech_track(record)
+        if extras:
+            video, audio = ex.draw_video(video, job.fps, extras), ex.mix_sounds(audio, extras)
+        write_mp4(path, video, job.fps, audio)
         record["video"] = {"path": f"videos/{path.name}", "fps": job.fps}
     return record, frames
 
@@ -96,6 +106,7 @@ def generate(
     batch_frames: int = 512,
     progress: bool = True,
     crf: int = 28,
+    extras: bool = False,
 ) -> dict:
     """Write `count` episodes of `split` from seed `seed_start` into `out`; returns timing stats."""
     out = Path(out)
@@ -106,7 +117,7 @@ def generate(
         raise ValueError("--size: width and height must be even (H.264)")
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = [
-        Job(split, s, size[0], size[1], fps, str(out / "videos") if video else None, features, crf)
+        Job(split, s, size[0], size[1], fps, str(out / "videos") if video else None, features, crf, extras)
         for s in range(seed_start, seed_start + count)
     ]
     t0 = time.perf_counter()
