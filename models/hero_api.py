@@ -42,6 +42,7 @@ Notes
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def build_video_batch(
     in-range frame indices (first ``config.max_frm_seq_len`` kept). Subtitles covering no frame are
     dropped: the official model computes them but never uses their outputs.
     """
-    feats = [torch.as_tensor(np.asarray(f, dtype=np.float32)) for f, _ in videos]
+    feats = [torch.from_numpy(np.ascontiguousarray(f)) if isinstance(f, np.ndarray) else f for f, _ in videos]
     B = len(feats)
     T = max(1, max(f.shape[0] for f in feats))
     D = config.vfeat_dim
@@ -114,13 +115,12 @@ def build_video_batch(
 
 def pad_token_ids(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Lists of ids -> ids (N, Lmax) long padded with ``pad_id``, mask (N, Lmax) float."""
-    L = max(1, max((len(s) for s in seqs), default=1))
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(seqs), L)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
+    lens = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
+    L = max(1, int(lens.max(initial=1)))
+    keep = np.arange(L) < lens[:, None]  # row-major: fills each row's first len(s) slots in order
+    ids = np.full((len(seqs), L), pad_id, dtype=np.int64)
+    ids[keep] = np.fromiter(itertools.chain.from_iterable(seqs), np.int64, int(lens.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(keep.astype(np.float32))
 
 
 def qa_input_ids(question_ids: Sequence[int], answer_ids: Sequence[Sequence[int]], sep_id: int):

@@ -29,7 +29,7 @@ import torch
 
 from demo.subtitles import Subtitle, align_to_frames
 from models.hero import HeroConfig
-from models.hero_api import build_video_batch, qa_input_ids
+from models.hero_api import build_video_batch, pad_token_ids, qa_input_ids
 
 INTERVAL = 1.5
 MAX_SUB_TOKENS = 60  # official max_txt_len (TVR) for subtitles and queries
@@ -226,10 +226,11 @@ def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]
 
 
 def video_inputs(ep: Episode, variant: str = "full", concepts: bool = False):
-    """The (feats (n, D) float32, subtitles [(ids, frames)]) pair the model sees for ``variant``."""
+    """The (feats (n, D) as stored (float16; the batch builder casts), subtitles [(ids, frames)]) pair
+    the model sees for ``variant``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown input variant {variant!r}; one of {VARIANTS}")
-    feats = np.asarray(ep.feats, np.float32)
+    feats = ep.feats
     subs = list(ep.subs)
     if variant == "sub_only":
         feats = np.zeros_like(feats)
@@ -255,13 +256,7 @@ def video_batch(eps: list[Episode], config: HeroConfig, variant: str = "full", c
 
 
 def pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    L = max(1, max((len(s) for s in seqs), default=1))
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(seqs), L)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
+    return pad_token_ids(seqs, pad_id)
 
 
 def query_batch(eps: list[Episode], max_per_video: int | None = None, rng: np.random.Generator | None = None):
