@@ -4,13 +4,16 @@ one-line messages. Per-user state (the current video, its last results) lives in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import importlib
 import inspect
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -31,6 +34,8 @@ VIDEO_TYPES = (".mp4", ".webm", ".mkv", ".mov", ".avi")
 SUBTITLE_TYPES = (".srt", ".vtt")
 MAX_UPLOAD_MB = float(os.environ.get("HEROVID_MAX_UPLOAD_MB", "500"))
 MAX_MINUTES = float(os.environ.get("HEROVID_MAX_MINUTES", "30"))
+# HERO checkpoint for search and QA (dir or hub repo id); default: the one shipped in assets/hero-mini.
+CHECKPOINT_ENV = "HEROVID_CHECKPOINT"
 # Model work (ingest, search, QA, captions) at once; the rest of the UI stays responsive meanwhile.
 GPU_CONCURRENCY = int(os.environ.get("HEROVID_GPU_CONCURRENCY", "1"))
 
@@ -67,37 +72,55 @@ def require(name: str) -> ModuleType:
     return mod
 
 
-def hero_engine():
-    """The shipped HERO checkpoint, loaded once per process; None when the build has none (the services
-    then rank with their text matcher and say so)."""
-    mod = service("engine")
-    return mod.load_engine() if mod is not None else None
+@dataclasses.dataclass(frozen=True)
+class Hero:
+    """The HERO checkpoint that searches and answers in this app (engine None: the text matcher)."""
+
+    engine: object | None
+    name: str  # as the user named it, for the page
+
+    @classmethod
+    def load(cls, checkpoint: str | None) -> Hero:
+        """`checkpoint` (dir or hub repo id; None: the shipped one, if any), loaded once per process; a
+        checkpoint that cannot be loaded stops the app with its one line (InputError)."""
+        mod = service("engine")
+        engine = mod.load_engine(checkpoint) if mod is not None else None
+        if engine is None:
+            return cls(None, "")
+        path = Path(engine.path)
+        return cls(engine, checkpoint or str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
+
+    def label(self) -> str:
+        if self.engine is None:
+            return f"a text matcher (no HERO checkpoint: set {CHECKPOINT_ENV} or --checkpoint)"
+        return f"HERO ({self.name})"
+
+    def note(self, task: str, method: str | None) -> str:
+        """A plain line saying which model made a result (the services report `method`)."""
+        if not method:
+            return ""
+        why = (
+            "no HERO checkpoint is loaded"
+            if self.engine is None
+            else f"the HERO checkpoint {self.name} has no {'search' if task == 'search' else 'QA'} head"
+        )
+        if (task, method) == ("search", "hero+text"):
+            text = f"Ranked by HERO ({self.name}), fused with subtitle and concept matching."
+        elif (task, method) == ("qa", "hero"):
+            text = f"Answered by HERO's QA head ({self.name})."
+        elif method == "text":
+            verb = "Ranked" if task == "search" else "Answered"
+            text = f"{verb} by a text matcher over the subtitles and recognised concepts: {why}."
+        else:
+            text = f"Method: {method}"
+        return views.note(text)
 
 
-def call_service(fn, *args, **kwargs):
-    """fn(*args, **kwargs), adding the HERO engine when the service takes one."""
+def call_service(fn, *args, engine=None, **kwargs):
+    """fn(*args, **kwargs), passing the HERO engine when the service takes one."""
     if "engine" in inspect.signature(fn).parameters:
-        kwargs["engine"] = hero_engine()
+        kwargs["engine"] = engine
     return fn(*args, **kwargs)
-
-
-_NO_HERO = "(no trained HERO checkpoint in this build)"
-METHODS = {
-    "search": {
-        "hero+text": "Ranked by HERO, fused with subtitle and concept matching.",
-        "text": f"Ranked by matching the subtitles and recognised concepts {_NO_HERO}.",
-    },
-    "qa": {
-        "hero": "Answered by HERO's QA head.",
-        "text": f"Answered by matching the subtitles and recognised concepts {_NO_HERO}.",
-    },
-}
-
-
-def method_note(task: str, result) -> str:
-    """A plain line saying how the result was made (services report `method`)."""
-    method = getattr(result, "method", None)
-    return views.note(METHODS[task].get(method, f"Method: {method}")) if method else ""
 
 
 def device_label() -> str:
@@ -111,6 +134,15 @@ def device_label() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def plain(message: str) -> str:
+    """A service's message as a user reads it: an upload named by its file name, not Gradio's temp path,
+    and no errno codes."""
+    uploads = re.escape(gr.utils.get_upload_folder())
+    message = re.sub(uploads + r"/[^/\s'\"]+/", "", message)
+    message = re.sub(r"\[Errno -?\d+\] ", "", message)
+    return re.sub(r"(:\s*'[^']*')+\)", ")", message)  # "...input: 'x.mp4')" names the file twice
+
+
 def user_errors(fn):
     """Bad input -> gr.Error with its one line; anything else -> logged with its traceback, shown as one
     line naming the action. Never a stack trace in the page."""
@@ -122,10 +154,10 @@ def user_errors(fn):
         except gr.Error:
             raise
         except InputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(plain(str(e)), print_exception=False) from None
         except Exception as e:
             log.exception("%s failed", fn.__name__)
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = plain((str(e).strip().splitlines() or [type(e).__name__])[0])[:200]
             action = fn.__name__.removeprefix("on_").replace("_", " ")
             raise gr.Error(f"{action} failed: {first}", print_exception=False) from None
 
@@ -140,14 +172,25 @@ def check_upload(path: Path) -> None:
         )
     size_mb = path.stat().st_size / 2**20
     if size_mb > MAX_UPLOAD_MB:
-        raise InputError(f"{path.name}: {size_mb:.0f} MB is over the {MAX_UPLOAD_MB:.0f} MB upload limit")
+        size = f"{size_mb:.0f}" if size_mb >= 10 else f"{size_mb:.1f}"
+        raise InputError(f"{path.name}: {size} MB is over the {MAX_UPLOAD_MB:g} MB upload limit")
 
 
 def check_duration(path: Path, duration: float) -> None:
     if duration > MAX_MINUTES * 60:
         raise InputError(
-            f"{path.name}: {duration / 60:.1f} min is over the {MAX_MINUTES:.0f} min limit of this app"
+            f"{path.name}: {duration / 60:.1f} min is over the {MAX_MINUTES:g} min limit of this app"
         )
+
+
+def subtitles_origin(rec: VideoRecord) -> str:
+    """Where the transcript came from, in words ("whisper:base" -> "Whisper base")."""
+    kind, _, rest = rec.subtitles_source.partition(":")
+    if kind == "whisper":
+        return f"Whisper {rest.replace(':', ', ')}".strip()
+    if kind == "file":
+        return f"from {rest.rsplit(':', 1)[0]}"
+    return {"none": "no audio track"}.get(kind, rec.subtitles_source)
 
 
 def new_session() -> dict:
@@ -192,6 +235,22 @@ def record_tracks(rec: VideoRecord) -> list:
     except (ValueError, KeyError, TypeError) as e:
         log.warning("%s: concept tracks unusable (%s)", rec.video_id, e)
         return []
+
+
+@contextlib.contextmanager
+def examples_cache(data_root: Path, outputs: list):
+    """Gradio's example cache inside the library's folder (unless GRADIO_EXAMPLES_CACHE says where),
+    one folder per layout of the cached outputs, so a cache written by another version is never read."""
+    layout = hashlib.sha1(" ".join(type(c).__name__ for c in outputs).encode()).hexdigest()[:8]
+    old = os.environ.get("GRADIO_EXAMPLES_CACHE")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(Path(old or data_root / "gradio-examples") / layout)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
+        else:
+            os.environ["GRADIO_EXAMPLES_CACHE"] = old
 
 
 # --- the app -------------------------------------------------------------------------------------------
@@ -265,11 +324,13 @@ APP_CSS = (
 )
 
 
-def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
-    """The whole UI over the library in data_dir (default: $HEROVID_DATA or the user cache dir)."""
+def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None) -> gr.Blocks:
+    """The whole UI over the library in data_dir (default: $HEROVID_DATA or the user cache dir), searching
+    and answering with the HERO `checkpoint` (default: $HEROVID_CHECKPOINT, else the shipped one if any)."""
     library = Library(data_dir)
+    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or None
+    hero = Hero.load(checkpoint)
     exports = Exports()
-    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(library.root / "gradio-examples"))
     cache: dict[str, tuple[float, VideoRecord]] = {}  # shared read cache; records are replaced whole
 
     def get_record(video_id: str | None) -> VideoRecord:
@@ -324,15 +385,15 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         return s
 
     def show(rec: VideoRecord, sess: dict, t: float = 0.0) -> tuple:
-        """Everything that changes when a video is opened (order: SHOW_OUTPUTS)."""
+        """Everything that changes when a video is opened (order: show_outputs)."""
         stem = Path(rec.source_name).stem
-        source = {"none": "no audio track"}.get(rec.subtitles_source, rec.subtitles_source)
+        n = len(rec.subtitles)
         return (
             player(rec, t),
             details(rec),
-            views.transcript_html(rec.subtitles, f"{len(rec.subtitles)} lines · {source}").replace(
-                'class="hv-line"', 'class="hv-line hv-said"'
-            ),
+            views.transcript_html(
+                rec.subtitles, f"{n} line{'s' * (n != 1)} · {subtitles_origin(rec)}"
+            ).replace('class="hv-line"', 'class="hv-line hv-said"'),
             timeline(rec, sess),
             exports.write(f"{stem}.srt", to_srt(rec.subtitles)),
             exports.write(f"{stem}.vtt", to_vtt(rec.subtitles)),
@@ -370,14 +431,34 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             path,
             subtitles or None,
             library,
-            IngestOptions(device="auto"),
+            IngestOptions(device="auto", checkpoint=checkpoint),
             progress=lambda f, stage: progress(f, desc=stage),
         )
         media(rec, lambda f: progress(f, desc="making a browser-playable copy"))
         return show(rec, new_session() | {"video_id": rec.video_id})
 
+    def on_subtitles(video, subtitles, sess, progress=gr.Progress()):
+        """Subtitles added after the video: process the video again with them (no Whisper)."""
+        if not video:
+            gr.Info("Subtitles ready: now upload the video they belong to.")
+            return (gr.skip(),) * len(show_outputs)
+        return on_ingest(video, subtitles, sess, progress)
+
     def on_example(video, progress=gr.Progress()):
-        return on_ingest(video, None, new_session(), progress)
+        """The sample through ingest, as plain values only (details, transcript, timeline, SRT, VTT):
+        Gradio's example cache stores these once for all users; on_example_open adds the player and
+        the session."""
+        return on_ingest(video, None, new_session(), progress)[1:6]
+
+    @user_errors
+    def on_example_open(details, sess, progress=gr.Progress()):
+        """After the (cached) example: open its record with the player and a fresh session. Ingest the
+        sample again when the record is gone (removed from the library, or a cache from elsewhere)."""
+        vid = details.get("video_id") if isinstance(details, dict) else None
+        rec = library.get(vid) if vid else None
+        if rec is None:
+            return on_ingest(str(SAMPLE), None, sess, progress)
+        return show(rec, new_session() | {"video_id": rec.video_id})
 
     @gpu(duration=60)
     @user_errors
@@ -397,6 +478,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             top_k=int(top_k),
             min_len=min_len or None,
             max_len=max_len or None,
+            engine=hero.engine,
         )
         progress(0.8, desc="thumbnails")
         from demo.thumbs import thumbnails
@@ -412,9 +494,15 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             for m, t in zip(moments, texts)
         ]
         sess = sess | {"saliency": saliency, "moments": items, "selected": None}
-        payload = {"video_id": rec.video_id, "query": query, "moments": items, "saliency": saliency}
+        payload = {
+            "video_id": rec.video_id,
+            "query": query,
+            "moments": items,
+            "saliency": saliency,
+            "method": res.method,
+        }
         return (
-            method_note("search", res) + views.moments_html(moments, thumbs, texts, query),
+            hero.note("search", res.method) + views.moments_html(moments, thumbs, texts, query),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.search.json", json.dumps(payload, indent=1)),
@@ -435,7 +523,7 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                 "Give two or more candidate answers, one per line, or none to have them proposed."
             )
         progress(0.2, desc="answering" if cands else "proposing candidates and answering")
-        ans = call_service(qa.answer_question, rec, question, candidates=cands)
+        ans = call_service(qa.answer_question, rec, question, candidates=cands, engine=hero.engine)
         s, e = (float(x) for x in ans.evidence)
         payload = {
             "video_id": rec.video_id,
@@ -446,10 +534,11 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
             "candidates": list(ans.candidates),
             "evidence": {"start": s, "end": e},
             "candidates_source": ans.candidates_source,
+            "method": ans.method,
         }
         sess = sess | {"evidence": (s, e)}
         return (
-            views.answer_html(ans) + method_note("qa", ans),
+            views.answer_html(ans) + hero.note("qa", ans.method),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.qa.json", json.dumps(payload, indent=1)),
@@ -520,7 +609,8 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         if not query:
             raise InputError("Type what you are looking for across all your videos.")
         progress(0.2, desc="searching the library")
-        moments = call_service(search.search_library, library, query, top_k=int(top_k))
+        moments = call_service(search.search_library, library, query, top_k=int(top_k), engine=hero.engine)
+        method = "hero+text" if hero.engine is not None and hero.engine.can_search else "text"
         groups: dict[str, list] = {}
         for m in moments:
             groups.setdefault(m.video_id, []).append(m)
@@ -539,7 +629,10 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                     ],
                 }
             )
-        return views.library_results_html(shown, query), {"query": query, "videos": payload}
+        return (
+            hero.note("search", method) + views.library_results_html(shown, query),
+            {"query": query, "videos": payload, "method": method},
+        )
 
     @user_errors
     def on_remove(video_id, sess):
@@ -590,8 +683,8 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
                 )
                 ingest_btn = gr.Button("Process video", variant="primary", elem_id="ingest-btn")
                 gr.Markdown(
-                    f"{', '.join(t[1:] for t in VIDEO_TYPES)} · up to {MAX_UPLOAD_MB:.0f} MB and "
-                    f"{MAX_MINUTES:.0f} min · running on {device_label()}",
+                    f"{', '.join(t[1:] for t in VIDEO_TYPES)} · up to {MAX_UPLOAD_MB:g} MB and "
+                    f"{MAX_MINUTES:g} min · running on {device_label()} · search and answers: {hero.label()}",
                     elem_classes="hv-small",
                 )
                 examples_slot = gr.Column()
@@ -723,19 +816,26 @@ def build_app(data_dir: str | Path | None = None) -> gr.Blocks:
         ingest_args = ([video_in, subs_in, sess], show_outputs)
         ingest_btn.click(on_ingest, *ingest_args, api_name="ingest", **heavy)
         video_in.upload(on_ingest, *ingest_args, **private, **heavy)
+        subs_in.upload(on_subtitles, *ingest_args, **private, **heavy)
         if SAMPLE.is_file():
-            with examples_slot:
-                gr.Examples(
+            example_outputs = [details_json, transcript_html, timeline_html, srt_file, vtt_file]
+            with examples_slot, examples_cache(library.root, example_outputs):
+                sample = gr.Examples(
                     examples=[[str(SAMPLE)]],
                     inputs=[video_in],
-                    outputs=show_outputs,
+                    outputs=example_outputs,
                     fn=on_example,
-                    # Gradio 6.31's example cache fails on component updates (the player's subtitles);
-                    # ingest is cached by content hash anyway, so a second click is just as instant.
-                    cache_examples=False,
-                    run_on_click=True,
+                    # Cached at first use for every user. Gradio's cache stores plain values only (a
+                    # component update such as the player's subtitles cannot be cached), so the
+                    # player and the session are set by the cheap step after it.
+                    cache_examples=True,
+                    cache_mode="lazy",
+                    api_name="example",
                     label="Try the sample (33 s, five photographs with narration)",
                 )
+            # Outside the model-work queue: once cached, opening the sample must not wait behind another
+            # user's long ingest (its one uncached run is held to one at a time by Gradio's example lock).
+            sample.cache_event.success(on_example_open, [details_json, sess], show_outputs, **private)
 
         search_args = (
             [query, top_k, min_len, max_len, sess],
@@ -784,7 +884,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
         "css": APP_CSS,
         "theme": gr.themes.Soft(primary_hue="orange"),
         "allowed_paths": [str(library.media_dir)],
-        "max_file_size": f"{MAX_UPLOAD_MB:.0f}mb",
+        "max_file_size": int(MAX_UPLOAD_MB * 2**20),
         "show_error": True,
     }
     opts.update(kwargs)

@@ -15,15 +15,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def launched_app(data_dir: Path, examples_dir: Path) -> Iterator[str]:
-    """Yield the URL of the app over the library in data_dir; closed afterwards."""
+def launched_app(data_dir: Path, examples_dir: Path, **build_kwargs) -> Iterator[str]:
+    """Yield the URL of the app over the library in data_dir (build_kwargs: build_app's, e.g. checkpoint);
+    closed afterwards."""
     import os
 
     from demo.ui import build_app, launch
 
     old = os.environ.get("GRADIO_EXAMPLES_CACHE")
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(examples_dir)  # not the repo's .gradio/
-    demo = build_app(data_dir)
+    demo = build_app(data_dir, **build_kwargs)
     _, url, _ = launch(
         demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )

@@ -3,6 +3,7 @@ the sample ingested once; search, ask and caption when their services are part o
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -20,8 +21,13 @@ from tests.conftest import SAMPLE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def app_url(data_dir, tmp_path_factory):
-    with launched_app(data_dir, tmp_path_factory.mktemp("examples")) as url:
+def examples_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("examples")
+
+
+@pytest.fixture(scope="module")
+def app_url(data_dir, examples_dir):
+    with launched_app(data_dir, examples_dir) as url:
         yield url
 
 
@@ -38,6 +44,11 @@ def ingested(client):
 
 def needs(name: str):
     return pytest.mark.skipif(service(name) is None, reason=f"demo/{name}.py has not landed yet")
+
+
+def hero_shipped() -> bool:
+    engine = service("engine")
+    return engine is not None and engine.load_engine() is not None
 
 
 def test_ingest_shows_player_transcript_timeline_and_downloads(ingested):
@@ -66,6 +77,23 @@ def test_repeated_upload_is_a_cache_hit(client, ingested, monkeypatch):
     assert again[1]["video_id"] == ingested[1]["video_id"]
 
 
+def test_sample_example_is_cached_lazily(client, ingested, examples_dir, monkeypatch):
+    import demo.pipeline
+
+    assert not list(examples_dir.rglob("log.csv")), "cached at launch: should be at first use"
+    first = client.predict(0, api_name="/example")  # details, transcript, timeline, SRT, VTT
+    assert first[0]["video_id"] == content_hash(SAMPLE) and "astronaut" in first[1].lower()
+    assert Path(first[4]).read_text().startswith("WEBVTT")
+    assert list(examples_dir.rglob("log.csv"))
+
+    def boom(*a, **k):
+        raise AssertionError("the cached example ran ingest again")
+
+    monkeypatch.setattr(demo.pipeline, "ingest", boom)  # the app runs in this process
+    again = client.predict(0, api_name="/example")
+    assert again[0] == first[0] and again[1] == first[1]
+
+
 def test_bad_uploads_are_one_line_errors(client, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
@@ -75,8 +103,9 @@ def test_bad_uploads_are_one_line_errors(client, tmp_path):
 
     fake = tmp_path / "broken.mp4"
     fake.write_bytes(b"\x00not a video" * 100)
-    with pytest.raises(AppError, match=r"broken\.mp4: not a readable video"):
+    with pytest.raises(AppError, match=r"^broken\.mp4: not a readable video") as e:
         client.predict(handle_file(str(fake)), None, api_name="/ingest")
+    assert "/" not in str(e.value) and "Errno" not in str(e.value)  # the file's name, not the temp path
 
     bad_subs = tmp_path / "subs.srt"
     bad_subs.write_text("this is not a subtitle file\n")
@@ -117,6 +146,9 @@ def test_search(client, ingested):
     assert moments.count("hv-card hv-moment") == len(payload["moments"]) and "data:image/jpeg" in moments
     assert timeline.count("tl-band tl-moment") == len(payload["moments"]) and "tl-curve" in timeline
     assert json.loads(Path(path).read_text()) == payload
+    method = "hero+text" if hero_shipped() else "text"
+    assert payload["method"] == method
+    assert ("Ranked by HERO" if hero_shipped() else "no HERO checkpoint is loaded") in moments
 
 
 @needs("search")
@@ -141,6 +173,8 @@ def test_ask_with_candidates_and_proposed(client, ingested):
     assert abs(sum(payload["scores"]) - 1) < 1e-3
     assert payload["evidence"]["start"] < payload["evidence"]["end"]
     assert "tl-evidence" in timeline and "Jump to the evidence" in answer
+    assert payload["method"] == ("hero" if hero_shipped() else "text")
+    assert ("HERO's QA head" if hero_shipped() else "no HERO checkpoint is loaded") in html.unescape(answer)
     _, _, proposed, _ = client.predict("What animal looks at the camera?", "", api_name="/ask")
     assert proposed["candidates_source"] == "proposed" and len(proposed["candidates"]) >= 2
 

@@ -117,7 +117,7 @@ def test_upload_checks(tmp_path, monkeypatch):
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * 3 * 2**20)
     monkeypatch.setattr(ui, "MAX_UPLOAD_MB", 2.0)
-    with pytest.raises(InputError, match=r"big\.mp4: 3 MB is over the 2 MB upload limit"):
+    with pytest.raises(InputError, match=r"big\.mp4: 3\.0 MB is over the 2 MB upload limit"):
         ui.check_upload(big)
     monkeypatch.setattr(ui, "MAX_MINUTES", 1.0)
     with pytest.raises(InputError, match=r"90\.0 s|1\.5 min is over the 1 min limit"):
