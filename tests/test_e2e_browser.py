@@ -1,9 +1,11 @@
 """End to end in a real browser (Debian's chromium through Playwright): upload the sample, watch it being
-processed, search, click the top moment and check that the player jumped there. Saves the screenshots
-in docs/ that the README shows."""
+processed, search, click the top moment and check that the player jumped there; the sample example is
+served from Gradio's cache after its first use. Screenshots go to a temporary folder (printed); with
+HEROVID_REFRESH_SCREENSHOTS=1 they replace the ones in docs/ that the README shows."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,6 @@ from tests.conftest import ROOT, SAMPLE
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS = ROOT / "docs"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,16 +30,35 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def page(data_dir, tmp_path_factory):
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: docs/ only when asked (HEROVID_REFRESH_SCREENSHOTS=1), so a test run leaves
+    the tracked files alone."""
+    if os.environ.get("HEROVID_REFRESH_SCREENSHOTS") == "1":
+        folder = ROOT / "docs"
+        folder.mkdir(exist_ok=True)
+    else:
+        folder = tmp_path_factory.mktemp("screenshots")
+    print(f"screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def examples_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("examples")
+
+
+@pytest.fixture(scope="module")
+def page(data_dir, examples_dir):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
     if not CHROMIUM.is_file():
         pytest.skip("no /usr/bin/chromium (apt-get install chromium; .ci/run does it)")
-    with launched_app(data_dir, tmp_path_factory.mktemp("examples")) as url, sync_api.sync_playwright() as p:
+    with launched_app(data_dir, examples_dir) as url, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 1000})
         page.set_default_timeout(30_000)
         page.goto(url)
         page.wait_for_selector("#video-upload")
+        page.app_url = url
         yield page
         browser.close()
 
@@ -73,7 +93,7 @@ def test_upload_shows_transcript_timeline_and_player(uploaded):
 
 
 @pytest.mark.skipif(service("search") is None, reason="demo/search.py has not landed yet")
-def test_search_then_click_the_top_moment_seeks_the_player(uploaded):
+def test_search_then_click_the_top_moment_seeks_the_player(uploaded, shots):
     page = uploaded
     page.get_by_role("tab", name="Search moments").click()
     page.fill("#search-query textarea", "a rocket stands on the launch pad")
@@ -88,8 +108,7 @@ def test_search_then_click_the_top_moment_seeks_the_player(uploaded):
     assert abs(player_time(page) - start) <= 1.0
     page.evaluate("document.querySelector('#player video').pause()")
     page.wait_for_timeout(500)  # the selection band and the playhead are drawn
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "screenshot.png"), full_page=True)
+    page.screenshot(path=str(shots / "screenshot.png"), full_page=True)
 
     band = page.locator("#timeline .tl-band.tl-moment").last  # drawn last: the best one
     page.evaluate("document.querySelector('#player video').currentTime = 0")
@@ -98,7 +117,7 @@ def test_search_then_click_the_top_moment_seeks_the_player(uploaded):
 
 
 @pytest.mark.skipif(service("qa") is None, reason="demo/qa.py has not landed yet")
-def test_ask_highlights_the_evidence_and_jumps_there(uploaded):
+def test_ask_highlights_the_evidence_and_jumps_there(uploaded, shots):
     page = uploaded
     page.get_by_role("tab", name="Ask").click()
     page.fill("#question textarea", "What animal looks at the camera?")
@@ -112,11 +131,11 @@ def test_ask_highlights_the_evidence_and_jumps_there(uploaded):
     jump.click()
     assert abs(player_time(page) - float(jump.get_attribute("data-t"))) <= 1.0
     page.evaluate("document.querySelector('#player video').pause()")
-    page.screenshot(path=str(DOCS / "screenshot_ask.png"), full_page=True)
+    page.screenshot(path=str(shots / "screenshot_ask.png"), full_page=True)
 
 
 @pytest.mark.skipif(service("search") is None, reason="demo/search.py has not landed yet")
-def test_library_search_plays_the_moment_in_the_results(uploaded):
+def test_library_search_plays_the_moment_in_the_results(uploaded, shots):
     page = uploaded
     page.get_by_role("tab", name="Library").click()
     page.wait_for_selector("#library .hv-video")
@@ -132,4 +151,36 @@ def test_library_search_plays_the_moment_in_the_results(uploaded):
     t = page.evaluate("document.querySelector('#library-results .hv-group video').currentTime")
     assert abs(t - float(chip.get_attribute("data-start"))) <= 1.0
     page.evaluate("document.querySelector('#library-results .hv-group video').pause()")
-    page.screenshot(path=str(DOCS / "screenshot_library.png"), full_page=True)
+    page.screenshot(path=str(shots / "screenshot_library.png"), full_page=True)
+
+
+def open_example(page) -> None:
+    """A fresh page, a click on the sample example, until its transcript and player are there."""
+    page.goto(page.app_url)
+    page.wait_for_selector("#video-upload")
+    page.get_by_text("sample.mp4").first.click()  # the example's label in the Examples table
+    page.wait_for_selector("#transcript .hv-line", timeout=240_000)
+    page.wait_for_function(
+        "(() => { const v = document.querySelector('#player video'); return v && v.readyState >= 1; })()"
+    )
+
+
+def test_sample_example_is_cached_after_its_first_use(uploaded, examples_dir, monkeypatch):
+    import demo.pipeline
+
+    page = uploaded
+    open_example(page)  # first use: runs ingest (a content-hash hit here) and fills the cache
+    assert list(examples_dir.rglob("log.csv")), "the example was not cached"
+    assert page.locator("#player track").count() == 1 and page.locator("#transcript .hv-line").count() >= 4
+
+    def boom(*a, **k):
+        raise AssertionError("the cached example ran ingest again")
+
+    monkeypatch.setattr(demo.pipeline, "ingest", boom)  # the app runs in this process
+    open_example(page)  # served from the cache; the player and this session follow
+    assert page.locator("#player track").count() == 1
+    assert not page.locator(".toast-body").count(), page.locator(".toast-body").all_inner_texts()
+    if service("captions") is not None:
+        page.get_by_role("tab", name="Captions").click()
+        page.click("#caption-btn")  # this session knows the video
+        page.wait_for_selector("#chapters [data-t]", timeout=120_000)
