@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="FrameEncoder device")
     g.add_argument("--no-features", action="store_true", help="skip frame features")
-    g.add_argument("--batch-frames", type=int, default=512, help="frames per encoder call (across episodes)")
+    g.add_argument(
+        "--batch-frames",
+        type=int,
+        default=512,
+        help="frames per GPU encoder call (across episodes; on the CPU each worker encodes its own)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument(
         "--extras",

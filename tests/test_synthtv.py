@@ -50,6 +50,46 @@ def test_same_seed_gives_byte_identical_annotations_and_features(generated):
     assert build_episode("train", 7)[0] != build_episode("train", 8)[0]
 
 
+def test_generated_features_are_the_app_encoders_up_to_float_rounding(generated):
+    """Generation encodes with synthtv/encoder.py (batch norm folded, TorchScript); the app with
+    demo.features on the same frames must agree to float16 precision, and the workers' split of the
+    frames (order, batch, repeated frames encoded once) must not change a bit."""
+    from demo.features import load_frame_encoder
+    from synthtv.encoder import load_fast_features
+    from synthtv.generate import encoder_frames
+    from synthtv.render import render_frames
+
+    rec = json.loads((generated[0] / "episodes.jsonl").read_text())
+    stored = np.load(generated[0] / rec["features"]["path"]).astype(np.float32)
+    _, world = build_episode(*SHORT)
+    frames = render_frames(world, sample_times(world.duration), *rec["size"])
+    app = load_frame_encoder(device="cpu").encode(frames).features
+    assert np.allclose(stored, app, rtol=1e-3, atol=1e-4)  # float16 keeps ~4.9e-4 relative
+    cos = (stored * app).sum(1) / np.linalg.norm(stored, axis=1) / np.linalg.norm(app, axis=1)
+    assert cos.min() > 0.9999
+    small = encoder_frames(frames)
+    assert len({f.tobytes() for f in small}) < len(small)  # this episode has still stretches
+    fast = load_fast_features()
+    mixed = np.concatenate([small[::-1], small[:3]])
+    assert np.array_equal(
+        fast.encode(mixed)[: len(small)][::-1].astype(np.float16), stored.astype(np.float16)
+    )
+
+
+def test_parallel_workers_write_what_one_process_writes(generated, tmp_path):
+    """The default CPU path: two worker processes, each rendering and encoding its own episodes."""
+    from synthtv.generate import generate
+
+    meta = generate(SHORT[0], SHORT[1], 2, tmp_path, workers=2, device="cpu", progress=False)
+    assert meta["device"] == "cpu (workers)" and meta["stage_seconds"]["encode"] > 0
+    lines = (tmp_path / "episodes.jsonl").read_text().splitlines()
+    assert lines[0] == (generated[0] / "episodes.jsonl").read_text().strip()
+    rec = json.loads(lines[0])
+    path = rec["features"]["path"]
+    assert (tmp_path / path).read_bytes() == (generated[0] / path).read_bytes()
+    assert json.loads(lines[1])["seed"] == SHORT[1] + 1
+
+
 def test_records_validate_against_the_schema():
     for split in SPLITS:
         for rec in _records(split, 8):
