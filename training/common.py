@@ -24,6 +24,12 @@ from models.io import WEIGHTS_NAME, minilm_dir, minilm_to_hero_state
 
 # new parameters (not from MiniLM / pre-training) learn faster in fine-tuning (official TVQA lr_mul)
 QA_HEAD_PREFIXES = ("qa_pool", "qa_pred_head", "st_ed_pool", "st_ed_pred_head")
+# initialised from the bundled MiniLM by build_app_model (the rest starts random)
+MINILM_PREFIXES = (
+    "v_encoder.f_encoder.encoder.",
+    "v_encoder.f_encoder.embeddings.",
+    "v_encoder.f_encoder.pooler.",
+)
 
 
 def set_seed(seed: int) -> None:
@@ -63,14 +69,25 @@ def build_app_model(config: HeroConfig, init_minilm: bool = True) -> HeroForApp:
     return model
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.01, head_lr_mul: float = 1.0):
-    """AdamW (official betas 0.9/0.98, wd 0.01; no decay on biases/LayerNorm); QA heads x head_lr_mul."""
+def make_optimizer(
+    model: torch.nn.Module,
+    lr: float,
+    weight_decay: float = 0.01,
+    head_lr_mul: float = 1.0,
+    new_lr_mul: float = 1.0,
+):
+    """AdamW (official betas 0.9/0.98, wd 0.01; no decay on biases/LayerNorm); QA heads x head_lr_mul;
+    parameters not initialised from MiniLM (frame embedder, temporal transformer, other heads) x
+    new_lr_mul (pre-training from the MiniLM init)."""
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decay = 0.0 if (p.ndim < 2 or "LayerNorm" in name) else weight_decay
-        mul = head_lr_mul if name.startswith(QA_HEAD_PREFIXES) else 1.0
+        if name.startswith(QA_HEAD_PREFIXES):
+            mul = head_lr_mul
+        else:
+            mul = 1.0 if name.startswith(MINILM_PREFIXES) else new_lr_mul
         groups.setdefault((decay, mul), []).append(p)
     params = [{"params": ps, "weight_decay": d, "lr": lr * m, "lr_mul": m} for (d, m), ps in groups.items()]
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98))

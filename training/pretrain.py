@@ -145,7 +145,14 @@ def task_loss(model, task: str, eps: list[Episode], rng, variant: str, concepts:
 
 @torch.no_grad()
 def probe(
-    model, eps: list[Episode], device, batch_size: int = 16, seed: int = 0, variant="full", concepts=False
+    model,
+    eps: list[Episode],
+    device,
+    batch_size: int = 16,
+    seed: int = 0,
+    variant="full",
+    concepts=False,
+    queries_per_video: int = 8,
 ) -> dict:
     """FOM accuracy on reordered frames, each moved frame's original position chosen among the
     moved frames' positions (chance = 1 / frames moved per video), and VSM video
@@ -175,7 +182,7 @@ def probe(
                 fom_hit += float((pred == cand).sum())
                 fom_n += float(sel.sum())
                 fom_chance += 1.0  # k frames x 1/k
-            q = vsm_inputs(chunk, rng, per_video=2, drop_svmr=0.0)
+            q = vsm_inputs(chunk, rng, per_video=queries_per_video, drop_svmr=0.0)
             ids, mask, vidx, tg = (x.to(device) for x in q)
             o = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)
         vsm_hit += float((o.video_scores.argmax(-1) == vidx).sum())
@@ -214,8 +221,10 @@ def pretrain(
     log: common.Log | None = None,
     show_progress: bool = True,
     budget_s: float | None = None,
+    new_lr_mul: float = 1.0,
 ):
-    """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off)."""
+    """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off);
+    ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -230,7 +239,7 @@ def pretrain(
     rng = np.random.default_rng(seed)
     log = log or common.Log(None, "pretrain")
     model.to(device).train()
-    opt = common.make_optimizer(model, lr)
+    opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul)
     sched = common.StepBudget(steps, budget_s)
     bar = common.progress(None, steps, "pretrain", show_progress)
     for step in sched:
