@@ -269,14 +269,19 @@ class CrossModalTrm(nn.Module):
         return self.encoder(self.embed_text(input_ids), attn_mask)
 
     def forward_fused(
-        self, batch: HeroVideoBatch, frame_masks: torch.Tensor | None = None, input_ids=None
+        self,
+        batch: HeroVideoBatch,
+        frame_masks: torch.Tensor | None = None,
+        input_ids=None,
+        frames_only: bool = False,
     ) -> torch.Tensor:
         """All subtitles in one padded batch.
 
         Returns the last hidden states (S, Lmax, H) of the sequences [frames_s ; text_s] packed
         without gaps (Lmax = max k_s + l_s), as in the official gather layout.
         ``input_ids`` replaces ``batch.sub_input_ids`` (MLM masking); ``frame_masks`` (B, T) bool
-        marks MFM-masked frames.
+        marks MFM-masked frames. frames_only: only the first Kmax = max k_s positions (S, Kmax, H),
+        where the frames are; the last layer skips the text rows' queries and FFN (same values).
         """
         ids = batch.sub_input_ids if input_ids is None else input_ids
         S, Lt = ids.shape
@@ -301,7 +306,8 @@ class CrossModalTrm(nn.Module):
         seq[txt_dst[valid]] = txt[valid].to(seq.dtype)
         seq = seq.view(S, Lmax, H)
         mask = (torch.arange(Lmax, device=dev)[None] < (k + l)[:, None]).float()  # (S, Lmax)
-        return self.encoder(seq, mask, pack=True)  # padded rows are never read
+        out_len = int(k.max()) if frames_only else None
+        return self.encoder(seq, mask, pack=True, out_len=out_len)  # padded rows are never read
 
 
 class TemporalTrm(nn.Module):
@@ -371,9 +377,13 @@ class HierarchicalVlModel(nn.Module):
         if batch.sub_input_ids.shape[0] == 0:  # no subtitle covers any frame
             summed = feats.new_zeros(B * T, H)
         else:
-            hidden = self.f_encoder.forward_fused(batch, frame_masks, input_ids)  # (S, Lmax, H)
-            S, Lmax, _ = hidden.shape
-            frame_out = hidden.reshape(S * Lmax, H)[batch.pair_sub * Lmax + batch.pair_pos]  # (P, H)
+            # only frame outputs are read here; in training the whole last layer runs, so that
+            # dropout draws stay those of the official computation
+            hidden = self.f_encoder.forward_fused(
+                batch, frame_masks, input_ids, frames_only=not self.training
+            )  # (S, Lh, H), Lh = max frames per subtitle (eval) or Lmax (training)
+            S, Lh, _ = hidden.shape
+            frame_out = hidden.reshape(S * Lh, H)[batch.pair_sub * Lh + batch.pair_pos]  # (P, H)
             summed = hidden.new_zeros(B * T, H).index_add_(0, batch.pair_frame_index, frame_out)
 
         c_in = feats if frame_masks is None else feats + self.mask_embedding(frame_masks.long())

@@ -5,6 +5,7 @@ Shared by the cross-modal, temporal and query encoders in models/hero.py.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,59 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
+# linears: oneDNN with pre-packed weights for CPU inference
+
+# Inference on the CPU with many rows (a video's subtitles or windows) runs the linears through
+# oneDNN with its weights reordered once into its blocked layout and the bias fused: 5-15 % faster
+# than MKL sgemm + a separate bias copy on these AVX2 cores; same maths up to float rounding.
+# Small calls (one query) and anything with autograd use F.linear.
+_DNNL = (
+    torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+)
+DNNL_MIN_ROWS = 256
+# owner module -> {slot: (key, packed weight, bias)}; weak, so a packed copy lives only as long as
+# its module (and never enters state_dict, deepcopy or pickles)
+_packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _side_by_side(linears: tuple[nn.Linear, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(linears) == 1:
+        return linears[0].weight, linears[0].bias
+    return torch.cat([m.weight for m in linears]), torch.cat([m.bias for m in linears])
+
+
+def fused_linear(owner: nn.Module, slot: str, x: torch.Tensor, *linears: nn.Linear) -> torch.Tensor:
+    """``x @ cat(weights).T + cat(biases)``: the linears side by side as one GEMM.
+
+    x (..., in) -> (..., sum of out). The oneDNN packed weight is cached per (owner, slot) and
+    rebuilt whenever a weight is replaced or modified in place (tensor version counters; writes
+    through ``.data`` bypass them, so do those before the first inference call, as at init).
+    """
+    rows = x.numel() // max(1, x.shape[-1])
+    if not (
+        _DNNL
+        and rows >= DNNL_MIN_ROWS
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and linears[0].weight.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+    ):
+        return F.linear(x, *_side_by_side(linears))
+    key = tuple((t.data_ptr(), t._version) for m in linears for t in (m.weight, m.bias))
+    cache = _packed.setdefault(owner, {})
+    hit = cache.get(slot)
+    if hit is None or hit[0] != key:
+        w, b = _side_by_side(linears)
+        hit = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach()), b.detach().contiguous())
+        cache[slot] = hit
+    out = torch.ops.mkldnn._linear_pointwise(x.reshape(rows, x.shape[-1]), hit[1], hit[2], "none", [], "")
+    return out.view(*x.shape[:-1], out.shape[-1])
+
+
+# ----------------------------------------------------------------------------------------------
 # transformer layers (HF BERT names: the official checkpoints use them)
 
 
@@ -61,6 +115,16 @@ class Packing:
     L: int
 
 
+@dataclass
+class QueryRows:
+    """The rows a layer must output (a subset of the packed rows): attention computes queries,
+    and the FFN runs, for these rows only; keys and values still come from every real row."""
+
+    rows: torch.Tensor  # (M,) indices into the packed (N, H) rows
+    index: torch.Tensor  # (M,) flat positions b * Lq + l in a (B, Lq) query layout
+    Lq: int
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -72,14 +136,32 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
-        """x (B, L, H), or (N, H) real tokens with ``packing``; bias (B, 1, 1, L) additive or None.
-        Returns the same layout as x."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor | None,
+        packing: Packing | None = None,
+        queries: QueryRows | None = None,
+    ):
+        """x (B, L, H), or (N, H) real tokens with ``packing``; bias (B, 1, 1, L) additive, or bool
+        (True = attend), or None. Returns the same layout as x, or (M, H) for ``queries`` (needs
+        ``packing``)."""
         H = x.shape[-1]
         nh = self.n_heads
-        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H): one GEMM
-        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        qkv = F.linear(x, w, b)  # (B, L, 3H) or (N, 3H)
+        if bias is not None and bias.dtype != torch.bool:
+            bias = bias.to(x.dtype)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if queries is not None:
+            B, L = packing.B, packing.L
+            kv = x.new_zeros(B * L, 2 * H)
+            kv[packing.index] = fused_linear(self, "kv", x, self.key, self.value)  # (N, 2H)
+            k, v = kv.view(B, L, 2, nh, H // nh).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, L, hd)
+            q = x.new_zeros(B * queries.Lq, H)
+            q[queries.index] = fused_linear(self, "q", x[queries.rows], self.query)  # (M, H)
+            q = q.view(B, queries.Lq, nh, H // nh).transpose(1, 2)  # (B, nh, Lq, hd)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+            return out.transpose(1, 2).reshape(B * queries.Lq, H)[queries.index]  # (M, H)
+        qkv = fused_linear(self, "qkv", x, self.query, self.key, self.value)  # (B, L, 3H) or (N, 3H)
         if packing is not None:
             B, L = packing.B, packing.L
             full = qkv.new_zeros(B * L, 3 * H)
@@ -88,11 +170,7 @@ class BertSelfAttention(nn.Module):
         else:
             B, L = x.shape[:2]
         q, k, v = qkv.view(B, L, 3, nh, H // nh).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, L, hd)
-        if bias is not None:
-            bias = bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0
-        )  # (B, nh, L, hd)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)  # (B, nh, L, hd)
         out = out.transpose(1, 2).reshape(B, L, H)
         return out if packing is None else out.reshape(B * L, H)[packing.index]
 
@@ -105,7 +183,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(h)) + residual)
+        return self.LayerNorm(self.dropout(fused_linear(self, "dense", h, self.dense)) + residual)
 
 
 class BertAttention(nn.Module):
@@ -114,9 +192,10 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg)
         self.output = BertSelfOutput(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
-        """x (B, L, H) (or (N, H) packed) -> same shape."""
-        return self.output(self.self(x, bias, packing), x)
+    def forward(self, x, bias, packing: Packing | None = None, queries: QueryRows | None = None):
+        """x (B, L, H) (or (N, H) packed) -> same shape, or (M, H) for ``queries``."""
+        residual = x if queries is None else x[queries.rows]
+        return self.output(self.self(x, bias, packing, queries), residual)
 
 
 class BertIntermediate(nn.Module):
@@ -127,7 +206,7 @@ class BertIntermediate(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.dense(h))
+        return F.gelu(fused_linear(self, "dense", h, self.dense))
 
 
 class BertOutput(nn.Module):
@@ -138,7 +217,7 @@ class BertOutput(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(h)) + residual)
+        return self.LayerNorm(self.dropout(fused_linear(self, "dense", h, self.dense)) + residual)
 
 
 class BertLayer(nn.Module):
@@ -148,8 +227,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = BertOutput(cfg)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, packing: Packing | None = None):
-        a = self.attention(x, bias, packing)
+    def forward(self, x, bias, packing: Packing | None = None, queries: QueryRows | None = None):
+        a = self.attention(x, bias, packing, queries)
         return self.output(self.intermediate(a), a)
 
 
@@ -158,25 +237,45 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, pack: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, pack: bool = False, out_len: int | None = None
+    ) -> torch.Tensor:
         """x (B, L, H), mask (B, L) 1 = real -> (B, L, H).
 
         pack=True: only real tokens go through the linears; padded output rows are zero. Only for
         callers that never read padded rows: the official VSM convolution does read the temporal
         encoder's padded rows, so the temporal encoder keeps the official padded computation.
+        out_len: return only the first out_len positions (B, out_len, H) (packed, zeros on padding);
+        the last layer then computes queries and its FFN for those rows only (same values).
         """
-        bias = attention_bias(mask, x.dtype)
         B, L, H = x.shape
         real = mask.reshape(-1) > 0
-        if not pack or not len(self.layer) or bool(real.all()):
+        all_real = bool(real.all())
+        # no padding: no mask at all (adding zeros changes nothing and costs a pass per layer)
+        bias = None if all_real else attention_bias(mask, x.dtype)
+        if out_len is None and (not pack or not len(self.layer) or all_real):
             for layer in self.layer:
                 x = layer(x, bias)
             return x
+        if bias is not None:
+            # packed: a bool mask (SDPA's faster path). exp(-10000 + s) is 0 in float32 as is
+            # exp(-inf), so the softmax is the same; only a sequence without any real token
+            # would differ (NaN instead of a uniform average), and its rows are never read.
+            bias = (mask > 0)[:, None, None, :]  # (B, 1, 1, L)
         packing = Packing(real.nonzero()[:, 0], B, L)
         h = x.reshape(B * L, H)[packing.index]  # (N, H)
-        for layer in self.layer:
-            h = layer(h, bias, packing)
-        return h.new_zeros(B * L, H).index_copy_(0, packing.index, h).view(B, L, H)
+        queries = None
+        if out_len is not None:
+            pos = packing.index % L
+            rows = (pos < out_len).nonzero()[:, 0]
+            queries = QueryRows(rows, (packing.index[rows] // L) * out_len + pos[rows], out_len)
+            if not len(self.layer):
+                h = h[rows]
+        for i, layer in enumerate(self.layer):
+            h = layer(h, bias, packing, queries if i == len(self.layer) - 1 else None)
+        if queries is None:
+            return h.new_zeros(B * L, H).index_copy_(0, packing.index, h).view(B, L, H)
+        return h.new_zeros(B * out_len, H).index_copy_(0, queries.index, h).view(B, out_len, H)
 
 
 class BertPooler(nn.Module):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from models import hero_heads
+from models import hero_heads, hero_layers
 from models.convert_hero import ConversionError, convert_state_dict
 from models.convert_hero import main as convert_main
 from models.hero import HeroConfig, TransformerConfig, build_hero, official_config
@@ -193,6 +193,38 @@ def test_padding_and_frameless_subtitles_never_change_real_outputs():
     batched = encode_videos(m, [other, (feats, subs + [([7, 8, 9], [])])])[1]
     torch.testing.assert_close(batched.v_temp, alone.v_temp, atol=1e-5, rtol=0)
     torch.testing.assert_close(batched.fused, alone.fused, atol=1e-5, rtol=0)
+
+
+def test_cpu_inference_path_computes_the_full_layers(monkeypatch):
+    """Eval encoding runs the last cross-modal layer for frame rows only and (on the CPU, no grad)
+    the linears through oneDNN with cached packed weights: same values as the full plain layers,
+    also after the weights change in place."""
+    m = tiny_model("vcmr")
+    vids = [video(9, 6, 11), video(7, 5, 12)]
+    b = build_video_batch(vids, m.config)
+    f = m.v_encoder.f_encoder
+
+    def fast_and_plain():
+        monkeypatch.setattr(hero_layers, "DNNL_MIN_ROWS", 1)
+        with torch.no_grad():
+            fast = f.forward_fused(b, frames_only=True), encode_videos(m, vids)
+        monkeypatch.setattr(hero_layers, "_DNNL", False)
+        with torch.no_grad():
+            plain = f.forward_fused(b), encode_videos(m, vids)
+        monkeypatch.undo()
+        return fast, plain
+
+    for step in range(2):
+        (frames, encs), (full, ref) = fast_and_plain()
+        K = int(b.sub_num_frames.max())
+        real = torch.arange(K)[None] < b.sub_num_frames[:, None]  # (S, K) frame rows
+        assert frames.shape == (full.shape[0], K, full.shape[2])
+        torch.testing.assert_close(frames[real], full[:, :K][real], atol=1e-5, rtol=0)
+        for e, r in zip(encs, ref):
+            torch.testing.assert_close(e.v_temp, r.v_temp, atol=1e-5, rtol=0)
+            torch.testing.assert_close(e.fused, r.fused, atol=1e-5, rtol=0)
+        if step == 0:  # new weights, loaded in place: the packed copies must follow
+            m.load_state_dict({k: v + 0.05 * torch.randn_like(v) for k, v in m.state_dict().items()})
 
 
 def test_long_video_windows_cover_every_frame():
