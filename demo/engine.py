@@ -7,8 +7,10 @@ takes any local directory or hub repo id with the same files (model.safetensors 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +28,29 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "hero-mini
 # Text limits as in training (training/data.py; the official TVR/TVQA max_txt_len).
 MAX_SUB_TOKENS = 60  # per subtitle and per query
 MAX_QA_TOKENS = 120  # per "[sep] question [sep] answer"
+
+
+def tune_cpu_allocator() -> bool:
+    """Let glibc keep freed tensor memory instead of handing it back to the OS after each op.
+
+    CPU inference allocates and frees ~10-MB activations hundreds of times per video; by default
+    glibc trims (or unmaps) them, and every new one page-faults its memory in again: ~25k faults
+    and ~0.05-0.1 CPU-s per 10-minute video with hero-mini. Big blocks (> 64 MB) are still mapped
+    separately, and up to 256 MB freed at the heap top is kept. Process-wide; glibc (Linux) only:
+    returns False (and changes nothing) elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # malloc.h
+        return bool(
+            libc.mallopt(m_mmap_threshold, 64 << 20)
+            and libc.mallopt(m_trim_threshold, 256 << 20)
+            and libc.mallopt(m_top_pad, 16 << 20)
+        )
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
 
 
 class HeroEngine:
@@ -54,6 +79,7 @@ class HeroEngine:
         self.can_answer = hasattr(self.model, "qa_heads")
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, torch.get_num_threads()))
+            tune_cpu_allocator()
 
     # --- inputs ---------------------------------------------------------------------------------------
 
