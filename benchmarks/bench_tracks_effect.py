@@ -396,6 +396,8 @@ def _variants(kinds: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     names = {"object": "objects", "screen_text": "screen text", "sound": "sounds", "action": "actions"}
     v = {"no tracks": ()}
     v.update({f"+{names[k]}": (k,) for k in kinds})
+    if {"object", "sound"} <= set(kinds):
+        v["CPU default (objects + sounds)"] = ("object", "sound")
     v["all tracks"] = kinds
     return v
 
