@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models.mart import BOS, EOS, PAD, UNK, Mart, MartStepInputs, Vocab, make_step_inputs
+from models.mart import BOS, EOS, PAD, SPECIAL_TOKENS, UNK, Mart, MartStepInputs, Vocab, make_step_inputs
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class DecodingOptions:
     length_penalty: str = "none"  # beam ranking: "none" (sum of log-probs), "avg" (per word), "wu" (GNMT)
     length_penalty_alpha: float = 0.0  # for "wu"
     use_cache: bool = True  # key/value cache (same result, faster)
+    # Repetition (punctuation-only n-grams and n-grams with a special token may always repeat):
+    block_ngram_repeat: int = 0  # official option: no n-gram twice within a sentence (0: off)
+    block_ngram_across: int = 0  # no n-gram a previous sentence of the same video said (0: off); MART's
+    # R@4 counts exactly these repeats, which an under-trained model makes in most segments
 
 
 @dataclass
@@ -153,7 +157,58 @@ def mask_tokens_after_eos(
     return ids.masked_fill(after, PAD), masks.masked_fill(after, 0.0)
 
 
-def _greedy(model: Mart, runner, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+class NgramBlocker:
+    """Bans next words that would repeat an n-gram: within the sentence being decoded (``within``, the
+    official ``block_ngram_repeat``) or one said by an earlier sentence of the same video (``across``).
+    N-grams holding an ``exempt`` id (punctuation, special tokens) may repeat."""
+
+    def __init__(self, within: int, across: int, exempt: set[int], n_videos: int):
+        self.within, self.across, self.exempt = within, across, exempt
+        self.said: list[dict[tuple, set[int]]] = [{} for _ in range(n_videos)]  # prefix -> next words
+
+    @property
+    def active(self) -> bool:
+        return self.within > 0 or self.across > 0
+
+    def _ngrams(self, words: list[int], n: int):
+        for i in range(len(words) - n + 1):
+            g = tuple(words[i : i + n])
+            if not self.exempt.intersection(g):
+                yield g
+
+    def ban(self, scores: torch.Tensor, seqs: torch.Tensor, video: list[int], value: float) -> None:
+        """scores (R, V) for the word after seqs (R, t) ([BOS] first); row r decodes video video[r]."""
+        for r, row in enumerate(seqs.tolist()):
+            words = [w for w in row[1:] if w != PAD]
+            if words and words[-1] == EOS:
+                continue
+            banned: set[int] = set()
+            for n, table in ((self.within, None), (self.across, self.said[video[r]])):
+                if n <= 0 or len(words) < n - 1:
+                    continue
+                prefix = tuple(words[len(words) - n + 1 :])
+                if self.exempt.intersection(prefix):
+                    continue
+                if table is None:  # this sentence's own n-grams
+                    banned |= {g[-1] for g in self._ngrams(words, n) if g[:-1] == prefix}
+                else:
+                    banned |= table.get(prefix, set())
+            if banned:
+                scores[r, list(banned)] = value
+
+    def add(self, tokens: torch.Tensor) -> None:
+        """Remember the n-grams of each video's finished sentence: tokens (N, T) [BOS] words [EOS] [PAD].."""
+        if self.across <= 0:
+            return
+        for i, row in enumerate(tokens.tolist()):
+            words = [w for w in row if w not in (BOS, PAD)]
+            for g in self._ngrams(words, self.across):
+                self.said[i].setdefault(g[:-1], set()).add(g[-1])
+
+
+def _greedy(
+    model: Mart, runner, n: int, device, blocker: NgramBlocker | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """-> tokens (N, T) starting with [BOS], logits (N, T, V) at each of those positions."""
     cfg = model.config
     token = torch.full((n,), BOS, dtype=torch.long, device=device)
@@ -166,12 +221,16 @@ def _greedy(model: Mart, runner, n: int, device) -> tuple[torch.Tensor, torch.Te
             break
         logits = runner.step(token, cfg.max_v_len + t).clone()
         logits[:, UNK] = -1e10
+        if blocker is not None and blocker.active:
+            blocker.ban(logits, torch.stack(tokens, dim=1), list(range(n)), -1e10)
         logits_all.append(logits)
         token = logits.argmax(dim=-1)
     return torch.stack(tokens, dim=1), torch.stack(logits_all, dim=1)
 
 
-def _beam(model: Mart, runner, n: int, device, opts: DecodingOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def _beam(
+    model: Mart, runner, n: int, device, opts: DecodingOptions, blocker: NgramBlocker | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Beam search; finished beams stay in the beam, frozen (only [PAD] at log-prob 0).
     -> tokens (N, T) starting with [BOS], scores (N,) of the chosen beams."""
     cfg, k = model.config, opts.beam_size
@@ -187,6 +246,8 @@ def _beam(model: Mart, runner, n: int, device, opts: DecodingOptions) -> tuple[t
         logp = F.log_softmax(logits, dim=-1)  # (N * K, V)
         if t < opts.min_length:
             logp[:, EOS] = float("-inf")
+        if blocker is not None and blocker.active:
+            blocker.ban(logp, seqs, [r // k for r in range(n * k)], float("-inf"))
         logp[finished] = float("-inf")
         logp[finished, PAD] = 0.0
         vocab = logp.shape[-1]
@@ -228,20 +289,31 @@ def generate(
     lv, lt = cfg.max_v_len, cfg.max_t_len
     prev_ms = None
     all_tokens, all_scores = [], []
+    blocker = None
+    if options.block_ngram_repeat > 0 or options.block_ngram_across > 0:
+        vocab = cfg.get_vocab()
+        words = vocab.words if vocab is not None else list(SPECIAL_TOKENS)
+        exempt = {
+            i for i, w in enumerate(words) if i < len(SPECIAL_TOKENS) or not any(c.isalnum() for c in w)
+        }
+        n_videos = steps[0].input_ids.shape[0] if steps else 0
+        blocker = NgramBlocker(options.block_ngram_repeat, options.block_ngram_across, exempt, n_videos)
     for inputs in steps:
         n, device = inputs.input_ids.shape[0], inputs.input_ids.device
         runner_cls = _CachedRunner if options.use_cache else _FullRunner
         runner = runner_cls(model, prev_ms, inputs)
         if options.method == "greedy":
-            seq, scores = _greedy(model, runner, n, device)
+            seq, scores = _greedy(model, runner, n, device, blocker)
         elif options.method == "beam":
-            seq, scores = _beam(model, runner, n, device, options)
+            seq, scores = _beam(model, runner, n, device, options, blocker)
         else:
             raise ValueError(f"unknown decoding method {options.method}")
         ids, masks = inputs.input_ids.clone(), inputs.input_masks.clone()
         ids[:, lv:], masks[:, lv:] = PAD, 0.0
         ids[:, lv : lv + seq.shape[1]], masks[:, lv : lv + seq.shape[1]] = seq, 1.0
         ids, masks = mask_tokens_after_eos(ids, masks, lv)
+        if blocker is not None:
+            blocker.add(ids[:, lv:])
         if cfg.recurrent:  # memory for the next segment, computed as in training
             prev_ms = model.forward_step(
                 prev_ms, ids, inputs.video_features, masks, inputs.token_type_ids

@@ -161,11 +161,16 @@ def decode(
 
 
 def caption_scores(
-    model: Mart, vocab: Vocab, episodes: Sequence[CaptionEpisode], feats: Sequence[np.ndarray], meteor=None
+    model: Mart,
+    vocab: Vocab,
+    episodes: Sequence[CaptionEpisode],
+    feats: Sequence[np.ndarray],
+    meteor=None,
+    options: DecodingOptions = DecodingOptions(),
 ) -> tuple[dict, list[list[str]]]:
     from training.metrics import caption_metrics
 
-    preds = decode(model, vocab, feats)
+    preds = decode(model, vocab, feats, options)
     pred = {e.episode_id: p for e, p in zip(episodes, preds)}
     refs = {e.episode_id: e.captions for e in episodes}
     return caption_metrics(pred, refs, meteor=meteor), preds
@@ -268,7 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=256, help="MART width (official 768)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    ap.add_argument("--decoding", choices=["greedy", "beam"], default="greedy", help="test decoding")
+    ap.add_argument("--beam-size", type=int, default=2)
+    ap.add_argument("--block-ngram-repeat", type=int, default=0, help="no n-gram twice in a sentence")
+    ap.add_argument(
+        "--block-ngram-across", type=int, default=0, help="no n-gram an earlier sentence of the video said"
+    )
     args = ap.parse_args(argv)
+    options = DecodingOptions(
+        method=args.decoding,
+        beam_size=args.beam_size,
+        block_ngram_repeat=args.block_ngram_repeat,
+        block_ngram_across=args.block_ngram_across,
+    )
     # One thread: on a shared CPU two OpenMP threads spin-wait far more than they compute (measured 10x).
     torch.set_num_threads(args.threads)
     from models.io import save_pretrained
@@ -314,12 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     vocab = model.config.get_vocab()
     for d in args.test:
         eps = load_episodes(d, limit=limit)
-        m, preds = caption_scores(model, vocab, eps, segment_features(kind, eps, coot))
+        m, preds = caption_scores(model, vocab, eps, segment_features(kind, eps, coot), options=options)
         results[Path(d).name] = m
         samples[Path(d).name] = {"episode": eps[0].episode_id, "pred": preds[0], "ref": eps[0].captions}
     if results:
         log(
             stage="mart_test",
+            decoding=options.__dict__,
             features=kind,
             recurrent=model.config.recurrent,
             results=results,
