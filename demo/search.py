@@ -4,7 +4,8 @@ Two scorers, fused: HERO's VSM head over the cached V_temp (start/end probabilit
 official eval decodes them), and a transparent text matcher (MiniLM similarity of the query to each
 subtitle and to each frame's recognised concepts). Without a trained HERO checkpoint the text matcher
 runs alone, and the result says so (`method`). Across the library, faiss finds candidate videos first
-(HERO frame vectors, or subtitle/concept vectors), then each candidate's spans are scored as above.
+(HERO frame vectors and subtitle/concept vectors, their scores weighed as the moments' are; the
+subtitle/concept vectors alone without HERO), then each candidate's spans are scored as above.
 """
 
 from __future__ import annotations
@@ -177,33 +178,97 @@ def search_moments(
 
 
 # --- the library --------------------------------------------------------------------------------------
+# First stage: which videos. A single stage turns a video into rows of unit vectors and a query into one
+# unit vector; a video's score is its best row (a faiss inner-product index over all rows). "hero+text"
+# weighs HERO's and the text matcher's video scores as moments are weighed (TEXT_WEIGHT). Measured on
+# SynthTV by training/compare_video_retrieval.py (training/CAPTION_RESULTS.md): hero+text > text ~ hero
+# >> coot, so the app uses hero+text with a HERO checkpoint and text without one; the COOT stages stay
+# selectable for that measurement.
+FIRST_STAGES = {
+    "text": "MiniLM: the query vs each subtitle and each frame's recognised concepts",
+    "hero": "HERO: the query vector vs each frame of V_temp (VCMR's max-over-frames video score)",
+    "hero+text": "(1 - TEXT_WEIGHT) * the hero score + TEXT_WEIGHT * the text score",
+    "coot": "COOT: the query as a one-sentence paragraph vs the video embedding",
+    "coot-clips": "COOT: the query's sentence embedding vs each proposed clip's embedding",
+}
+FUSED = {"hero+text": (("hero", 1 - TEXT_WEIGHT), ("text", TEXT_WEIGHT))}
 
 
-def _index_rows(records: list[VideoRecord], engine: HeroEngine | None) -> tuple[np.ndarray, list[str]]:
-    """Vectors to index and the video id of each row: HERO frame states, or subtitle/concept texts."""
-    vecs, owners = [], []
-    for r in records:
-        if engine is not None and engine.can_search:
-            v = r.arrays["hero.v_temp"]
-        else:
-            from demo.text import embed
-
-            texts = [s.text for s in r.subtitles] + [", ".join(c) for c in r.frame_labels()]
-            v = embed(texts) if texts else np.zeros((0, 384), np.float32)
-        vecs.append(v)
-        owners += [r.video_id] * len(v)
-    dim = vecs[0].shape[1] if vecs else 1
-    x = np.concatenate(vecs).astype(np.float32) if owners else np.zeros((0, dim), np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-6)
-    return x, owners
+def default_first_stage(engine: HeroEngine | None) -> str:
+    return "hero+text" if engine is not None and engine.can_search else "text"
 
 
-def library_index(library: Library, records: list[VideoRecord], engine: HeroEngine | None):
-    """A faiss inner-product index over the library's rows, saved under data_dir/index and rebuilt
-    whenever the set of videos or the checkpoint changes. Returns (index, row owners)."""
+def _check_stage(stage: str, engine: HeroEngine | None) -> None:
+    if stage not in FIRST_STAGES:
+        raise ValueError(f"unknown first stage {stage!r} (one of {', '.join(FIRST_STAGES)})")
+    if stage.startswith("hero") and (engine is None or not engine.can_search):
+        raise ValueError(f"first stage {stage!r} needs a HERO checkpoint that can search")
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-6)
+
+
+def video_rows(record: VideoRecord, stage: str, engine: HeroEngine | None = None) -> np.ndarray:
+    """(rows, d) unit vectors that stand for `record` in the single first stage `stage`."""
+    _check_stage(stage, engine)
+    if stage == "hero":
+        v = engine.states(record)[0].numpy()
+    elif stage == "text":
+        from demo.text import embed
+
+        texts = [s.text for s in record.subtitles] + [", ".join(c) for c in record.frame_labels()]
+        v = embed(texts) if texts else np.zeros((0, 384), np.float32)
+    elif stage in ("coot", "coot-clips"):
+        from demo.captions import load_coot, video_embeddings
+
+        vid, clips = video_embeddings(load_coot(), record)
+        v = vid[None] if stage == "coot" else clips
+    else:
+        raise ValueError(f"{stage!r} is a fused stage: score its parts ({FUSED[stage]})")
+    return _unit_rows(v)
+
+
+def query_rows(queries: list[str], stage: str, engine: HeroEngine | None = None) -> np.ndarray:
+    """(Q, d) unit query vectors for the single first stage `stage`."""
+    _check_stage(stage, engine)
+    if stage == "hero":
+        q = engine.query_vectors(queries).numpy()
+    elif stage == "text":
+        from demo.text import embed
+
+        q = embed(queries)
+    elif stage in ("coot", "coot-clips"):
+        from demo.captions import load_coot, text_embeddings
+
+        par, sent = text_embeddings(load_coot(), queries)
+        q = par if stage == "coot" else sent
+    else:
+        raise ValueError(f"{stage!r} is a fused stage: score its parts ({FUSED[stage]})")
+    return _unit_rows(q)
+
+
+def _stage_key(stage: str, engine: HeroEngine | None) -> str:
+    if stage == "hero":
+        return f"hero-{engine.key}"
+    if stage.startswith("coot"):
+        from demo.captions import load_coot
+
+        return f"{stage}-{load_coot().key}"
+    return stage
+
+
+def library_index(
+    library: Library, records: list[VideoRecord], engine: HeroEngine | None, stage: str | None = None
+):
+    """A faiss inner-product index over the library's rows for the single first stage `stage` (default:
+    HERO frames with a checkpoint, else texts), saved under data_dir/index and rebuilt whenever the set of
+    videos or the model changes. Returns (index, row owners)."""
     import faiss
 
-    kind = f"hero-{engine.key}" if engine is not None and engine.can_search else "text"
+    stage = stage or ("hero" if engine is not None and engine.can_search else "text")
+    kind = _stage_key(stage, engine)
     stamp = {"kind": kind, "videos": sorted(r.video_id for r in records)}
     folder = library.root / "index"
     folder.mkdir(exist_ok=True)
@@ -215,12 +280,75 @@ def library_index(library: Library, records: list[VideoRecord], engine: HeroEngi
                 return faiss.read_index(str(ipath)), manifest["owners"]
         except (ValueError, KeyError, RuntimeError) as e:
             log.warning("rebuilding the library index (%s)", e)
-    x, owners = _index_rows(records, engine)
+    rows = [video_rows(r, stage, engine) for r in records]
+    owners = [r.video_id for r, v in zip(records, rows) for _ in range(len(v))]
+    dim = rows[0].shape[1] if rows else 1
+    x = np.concatenate(rows) if owners else np.zeros((0, dim), np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     atomic_write(ipath, lambda f: f.write(faiss.serialize_index(index).tobytes()))
     atomic_write(mpath, lambda f: f.write(json.dumps({"stamp": stamp, "owners": owners}).encode()))
     return index, owners
+
+
+def best_rows(index, owners: list[str], q: np.ndarray, n_rows: int) -> dict[str, float]:
+    """{video id: its best row's score} over the `n_rows` best rows for one unit query vector q (d,)."""
+    sims, rows = index.search(np.asarray(q, np.float32)[None], min(index.ntotal, n_rows))
+    best: dict[str, float] = {}
+    for s, i in zip(sims[0], rows[0]):
+        if i >= 0 and owners[i] not in best:
+            best[owners[i]] = float(s)
+    return best
+
+
+def fuse_scores(parts: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """Weighted sum of per-video scores [(scores, weight)]; a video missing from one part's best rows gets
+    that part's lowest retrieved score (an upper bound of its own)."""
+    vids = {v for scores, _ in parts for v in scores}
+    floor = [min(scores.values(), default=0.0) for scores, _ in parts]
+    return {v: sum(w * sc.get(v, f) for (sc, w), f in zip(parts, floor)) for v in vids}
+
+
+def rank_videos(
+    library: Library,
+    records: list[VideoRecord],
+    query: str,
+    engine: HeroEngine | None,
+    stage: str,
+    candidates: int,
+) -> list[tuple[str, float]]:
+    """The first stage: the `candidates` best videos for `query`, [(video id, score)] best first."""
+    _check_stage(stage, engine)
+    n_rows = 50 * candidates  # enough rows that `candidates` distinct videos appear among them
+    parts = []
+    for part, weight in FUSED.get(stage, ((stage, 1.0),)):
+        index, owners = library_index(library, records, engine, part)
+        parts.append((best_rows(index, owners, query_rows([query], part, engine)[0], n_rows), weight))
+    scores = fuse_scores(parts) if len(parts) > 1 else parts[0][0]
+    return sorted(scores.items(), key=lambda kv: -kv[1])[:candidates]
+
+
+def moments_in_videos(
+    by_id: dict[str, VideoRecord],
+    query: str,
+    ranked: list[tuple[str, float]],
+    engine: HeroEngine | None,
+    top_k: int = 10,
+    per_video: int = 3,
+    search=None,
+) -> list[Moment]:
+    """Second stage: spans in each first-stage candidate (`search`, default `search_moments`; evaluation
+    passes a cached one), each moment's score weighed by its video's first-stage score as VCMR does; the
+    `top_k` best across videos."""
+    search = search or search_moments
+    moments: list[Moment] = []
+    for vid, vscore in ranked:
+        res = search(by_id[vid], query, top_k=per_video, engine=engine)
+        for m in res.moments:
+            m.score = m.score * max(vscore, 0.0)
+            moments.append(m)
+    moments.sort(key=lambda m: -m.score)
+    return moments[:top_k]
 
 
 def search_library(
@@ -230,9 +358,11 @@ def search_library(
     engine: HeroEngine | None = None,
     candidates: int = 20,
     per_video: int = 3,
+    first_stage: str | None = None,
 ) -> list[Moment]:
-    """Moments across every ingested video (VCMR): faiss picks up to `candidates` videos by their best
-    rows, then each candidate's spans are scored, at most `per_video` moments per video."""
+    """Moments across every ingested video (VCMR): the first stage (`first_stage`, default
+    `default_first_stage(engine)`) picks up to `candidates` videos through faiss, then each candidate's
+    spans are scored, at most `per_video` moments per video."""
     records = library.records()
     if not records:
         return []
@@ -242,25 +372,6 @@ def search_library(
             engine.encode_record(r)
             if r.info.get("hero_key") != before:
                 library.put(r)
-    index, owners = library_index(library, records, engine)
-    if engine is not None and engine.can_search:
-        q = engine.query_vectors([query])[0].numpy()
-    else:
-        from demo.text import embed
-
-        q = embed([query])[0]
-    q = (q / max(np.linalg.norm(q), 1e-6)).astype(np.float32)[None]
-    sims, rows = index.search(q, min(index.ntotal, 50 * candidates))
-    best: dict[str, float] = {}
-    for s, i in zip(sims[0], rows[0]):
-        if i >= 0 and owners[i] not in best:
-            best[owners[i]] = float(s)
-    by_id = {r.video_id: r for r in records}
-    moments: list[Moment] = []
-    for vid, vscore in list(best.items())[:candidates]:
-        res = search_moments(by_id[vid], query, top_k=per_video, engine=engine)
-        for m in res.moments:
-            m.score = m.score * max(vscore, 0.0)  # the video's match weighs its moments, as VCMR does
-            moments.append(m)
-    moments.sort(key=lambda m: -m.score)
-    return moments[:top_k]
+    stage = first_stage or default_first_stage(engine)
+    ranked = rank_videos(library, records, query, engine, stage, candidates)
+    return moments_in_videos({r.video_id: r for r in records}, query, ranked, engine, top_k, per_video)

@@ -119,6 +119,10 @@ def test_caption_video_with_shipped_checkpoints(sample):
     caps = caption_video(sample)
     assert [(c.start, c.end) for c in caps] == propose_segments(sample)
     assert all(c.text.strip() and c.text[0].isupper() for c in caps)
+    # chapters read as a list of different events: no 4 words in a row said by an earlier chapter
+    words = [[w for w in c.text.lower().replace(",", " ").replace(".", " ").split()] for c in caps]
+    grams = [{tuple(w[i : i + 4]) for i in range(len(w) - 3)} for w in words]
+    assert all(not (g & set().union(*grams[:k])) for k, g in enumerate(grams) if k)
     # a user- or search-picked moment, given out of order: captions come back in time order
     picked = caption_video(sample, [(20.0, 26.0), (1.0, 5.0)])
     assert [(c.start, c.end) for c in picked] == [(1.0, 5.0), (20.0, 26.0)]
