@@ -216,14 +216,19 @@ def build_compilation(name: str, media: dict[str, Path], out_dir: Path) -> tuple
     from synthtv.mp4 import write_mp4
 
     spec = COMPILATIONS[name]
-    need = {c[0] for c in spec["clips"]} | {s[0] for s in spec["speech"]} | {"sonnet.json"}
+    need = {s[0] for s in spec["speech"]} | {"sonnet.json"}
     if need - set(media):
         print(f"{name}: skipped, missing {', '.join(sorted(need - set(media)))}", file=sys.stderr)
         return None
+    clips = [c for c in spec["clips"] if c[0] in media]
+    if len(clips) < len(spec["clips"]):  # e.g. cockatoo.mp4, which no registry carries: cut without it
+        gone = sorted({c[0] for c in spec["clips"]} - set(media))
+        print(f"{name}: without {', '.join(gone)} (numbers differ from the README's)", file=sys.stderr)
+        name += "-without-" + "-".join(Path(g).stem for g in gone)
     path = out_dir / f"{name}.mp4"
     write = not path.is_file()  # built once; the queries are recomputed every time (cheap)
     queries, frames, t = [], [], 0.0
-    for file, s0, s1 in spec["clips"]:
+    for file, s0, s1 in clips:
         n = int(round((s1 - s0) * FPS))
         if write:
             frames += _frames_at(media[file], s0 + np.arange(n) / FPS)
@@ -238,7 +243,7 @@ def build_compilation(name: str, media: dict[str, Path], out_dir: Path) -> tuple
     for file, at in spec["speech"]:
         pcm = vid.load_audio(media[file])
         pcm = 0.5 * pcm / max(float(np.abs(pcm).max()), 1e-6)
-        i = int(at * 16000)
+        i = min(int(at * 16000), len(audio))
         audio[i : i + len(pcm)] += pcm[: len(audio) - i]
         if file == "jfk.wav":
             text, g0, g1 = JFK_QUERY
