@@ -11,6 +11,7 @@ import ctypes
 import hashlib
 import logging
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,6 +78,8 @@ class HeroEngine:
         self.key = h.hexdigest()[:12]
         self.can_search = hasattr(self.model, "encode_query") and hasattr(self.model, "span_logits")
         self.can_answer = hasattr(self.model, "qa_heads")
+        self._queries: dict[tuple[str, ...], torch.Tensor] = {}
+        self._lock = threading.Lock()
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, torch.get_num_threads()))
             tune_cpu_allocator()
@@ -127,11 +130,21 @@ class HeroEngine:
         record.info["hero_key"] = self.key
 
     def query_vectors(self, queries: list[str]) -> torch.Tensor:
-        """(Q, H) query vectors (the query text with the tokenizer's [CLS] ... [SEP])."""
+        """(Q, H) query vectors (the query text with the tokenizer's [CLS] ... [SEP]). The last few
+        queries are remembered, so a library search encodes its query once, not once per video."""
         from demo.text import token_ids
         from models.hero_api import encode_queries
 
-        return encode_queries(self.model, token_ids(queries, max_len=MAX_SUB_TOKENS, special=True))
+        key = tuple(queries)
+        with self._lock:
+            hit = self._queries.get(key)
+        if hit is None:
+            hit = encode_queries(self.model, token_ids(queries, max_len=MAX_SUB_TOKENS, special=True))
+            with self._lock:
+                self._queries[key] = hit
+                while len(self._queries) > 32:
+                    self._queries.pop(next(iter(self._queries)))
+        return hit
 
     def states(self, record: VideoRecord) -> tuple[torch.Tensor, torch.Tensor]:
         """The record's cached (v_temp, fused), encoding it first when they are missing or stale."""
