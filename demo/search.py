@@ -60,9 +60,14 @@ class SearchResult:
 # --- the text matcher ---------------------------------------------------------------------------------
 
 
+# sound-event labels that only say someone is talking: the subtitles carry what is said
+SPOKEN = frozenset({"Speech", "Narration, monologue", "Conversation", "Male speech, man speaking",
+                    "Female speech, woman speaking", "Child speech, kid speaking", "Speech synthesizer"})  # fmt: skip
+
+
 def text_saliency(record: VideoRecord, query: str) -> np.ndarray:
     """(n_frames,) in [0, 1]: per frame, the best cosine between the query and a subtitle overlapping the
-    frame or the frame's concept names."""
+    frame or one of the frame's recognised labels (tracks and concept names; talking-only sounds left out)."""
     from demo.text import embed
 
     q = embed([query])[0]
@@ -73,9 +78,13 @@ def text_saliency(record: VideoRecord, query: str) -> np.ndarray:
         for sim, frames in zip(sims, align_to_frames(record.subtitles, n, record.frame_interval)):
             if frames:
                 sal[frames] = np.maximum(sal[frames], sim)
-    labels = record.frame_labels()
-    if labels:
-        sal = np.maximum(sal, embed([", ".join(c) for c in labels]) @ q)
+    labels = [[x for x in c if x not in SPOKEN] for c in record.frame_labels()]
+    names = sorted({x for c in labels for x in c})
+    if names:
+        # each label on its own (one embedding per distinct name): a frame scores its best label, so a
+        # match is not diluted by the other names recognised in the same frame
+        sims = dict(zip(names, (embed(names) @ q).tolist()))
+        sal = np.maximum(sal, np.array([max((sims[x] for x in c), default=0.0) for c in labels], np.float32))
     return np.clip(sal, 0.0, 1.0)
 
 
