@@ -33,6 +33,7 @@ from models.hero_layers import (
     MLPLayer,
     TransformerConfig,
     attention_bias,
+    fused_linear,
     mask_logits,
 )
 
@@ -174,7 +175,7 @@ class ImageEmbeddings(nn.Module):
         """
         if frame_masks is not None:
             feats = feats + self.mask_embedding(frame_masks.long())
-        return self.img_linear(self.img_LayerNorm(feats))
+        return fused_linear(self, "img_linear", self.img_LayerNorm(feats), self.img_linear)
 
     def forward(self, projected: torch.Tensor, position_ids: torch.Tensor, type_emb: torch.Tensor):
         """projected (..., H), position_ids (...,) -> (..., H)."""
@@ -306,8 +307,8 @@ class CrossModalTrm(nn.Module):
         seq[txt_dst[valid]] = txt[valid].to(seq.dtype)
         seq = seq.view(S, Lmax, H)
         mask = (torch.arange(Lmax, device=dev)[None] < (k + l)[:, None]).float()  # (S, Lmax)
-        out_len = int(k.max()) if frames_only else None
-        return self.encoder(seq, mask, pack=True, out_len=out_len)  # padded rows are never read
+        out_lens = k if frames_only else None
+        return self.encoder(seq, mask, pack=True, out_lens=out_lens)  # padded rows are never read
 
 
 class TemporalTrm(nn.Module):

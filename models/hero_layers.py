@@ -111,8 +111,17 @@ class Packing:
     scatters them back to (B, L) for SDPA."""
 
     index: torch.Tensor  # (N,) flat positions b * L + l of the real tokens
+    pad: torch.Tensor  # the other flat positions (padding)
     B: int
     L: int
+
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N, C) real rows -> (B * L, C) with zeros at padding (zero keys/values: a masked key
+        must stay finite, 0 * NaN would not vanish)."""
+        full = rows.new_empty(self.B * self.L, rows.shape[1])
+        full[self.pad] = 0  # cheaper than zero-filling everything: padding is a small share
+        full[self.index] = rows
+        return full
 
 
 @dataclass
@@ -153,8 +162,7 @@ class BertSelfAttention(nn.Module):
         dropout_p = self.dropout_p if self.training else 0.0
         if queries is not None:
             B, L = packing.B, packing.L
-            kv = x.new_zeros(B * L, 2 * H)
-            kv[packing.index] = fused_linear(self, "kv", x, self.key, self.value)  # (N, 2H)
+            kv = packing.unpack(fused_linear(self, "kv", x, self.key, self.value))  # (B*L, 2H)
             k, v = kv.view(B, L, 2, nh, H // nh).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, L, hd)
             q = x.new_zeros(B * queries.Lq, H)
             q[queries.index] = fused_linear(self, "q", x[queries.rows], self.query)  # (M, H)
@@ -164,9 +172,7 @@ class BertSelfAttention(nn.Module):
         qkv = fused_linear(self, "qkv", x, self.query, self.key, self.value)  # (B, L, 3H) or (N, 3H)
         if packing is not None:
             B, L = packing.B, packing.L
-            full = qkv.new_zeros(B * L, 3 * H)
-            full[packing.index] = qkv
-            qkv = full
+            qkv = packing.unpack(qkv)  # (B*L, 3H)
         else:
             B, L = x.shape[:2]
         q, k, v = qkv.view(B, L, 3, nh, H // nh).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, L, hd)
@@ -238,22 +244,23 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, pack: bool = False, out_len: int | None = None
+        self, x: torch.Tensor, mask: torch.Tensor, pack: bool = False, out_lens: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x (B, L, H), mask (B, L) 1 = real -> (B, L, H).
 
         pack=True: only real tokens go through the linears; padded output rows are zero. Only for
         callers that never read padded rows: the official VSM convolution does read the temporal
         encoder's padded rows, so the temporal encoder keeps the official padded computation.
-        out_len: return only the first out_len positions (B, out_len, H) (packed, zeros on padding);
-        the last layer then computes queries and its FFN for those rows only (same values).
+        out_lens (B,) long: return only the first out_lens[b] positions of each sequence
+        (B, max out_lens, H) (packed, zeros elsewhere); the last layer then computes queries and its
+        FFN for those rows only (same values).
         """
         B, L, H = x.shape
         real = mask.reshape(-1) > 0
         all_real = bool(real.all())
         # no padding: no mask at all (adding zeros changes nothing and costs a pass per layer)
         bias = None if all_real else attention_bias(mask, x.dtype)
-        if out_len is None and (not pack or not len(self.layer) or all_real):
+        if out_lens is None and (not pack or not len(self.layer) or all_real):
             for layer in self.layer:
                 x = layer(x, bias)
             return x
@@ -262,20 +269,21 @@ class BertEncoder(nn.Module):
             # exp(-inf), so the softmax is the same; only a sequence without any real token
             # would differ (NaN instead of a uniform average), and its rows are never read.
             bias = (mask > 0)[:, None, None, :]  # (B, 1, 1, L)
-        packing = Packing(real.nonzero()[:, 0], B, L)
+        packing = Packing(real.nonzero()[:, 0], (~real).nonzero()[:, 0], B, L)
         h = x.reshape(B * L, H)[packing.index]  # (N, H)
         queries = None
-        if out_len is not None:
-            pos = packing.index % L
-            rows = (pos < out_len).nonzero()[:, 0]
-            queries = QueryRows(rows, (packing.index[rows] // L) * out_len + pos[rows], out_len)
+        if out_lens is not None:
+            seq, pos = packing.index // L, packing.index % L
+            rows = (pos < out_lens[seq]).nonzero()[:, 0]
+            Lq = max(1, int(out_lens.max()))
+            queries = QueryRows(rows, seq[rows] * Lq + pos[rows], Lq)
             if not len(self.layer):
                 h = h[rows]
         for i, layer in enumerate(self.layer):
             h = layer(h, bias, packing, queries if i == len(self.layer) - 1 else None)
         if queries is None:
             return h.new_zeros(B * L, H).index_copy_(0, packing.index, h).view(B, L, H)
-        return h.new_zeros(B * out_len, H).index_copy_(0, queries.index, h).view(B, out_len, H)
+        return h.new_zeros(B * queries.Lq, H).index_copy_(0, queries.index, h).view(B, queries.Lq, H)
 
 
 class BertPooler(nn.Module):
@@ -299,7 +307,7 @@ class LinearLayer(nn.Module):
         self.relu = relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.net(self.LayerNorm(x))
+        x = fused_linear(self, "net", self.net[0](self.LayerNorm(x)), self.net[1])
         return F.relu(x) if self.relu else x
 
 
