@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,8 +151,11 @@ def generate(
     workers = max(1, workers or os.cpu_count() or 1)
     t0 = time.perf_counter()
     # Fork the workers before torch is imported: forked children must not inherit torch's thread pools.
+    # A parent that already imported torch (tests, benchmarks, notebooks) spawns them instead: a fork
+    # after torch's OpenMP pool has run deadlocks the child in set_num_threads.
+    method = "spawn" if "torch" in sys.modules else "fork"
     pool = (
-        mp.get_context("fork").Pool(workers, initializer=_init_worker) if workers > 1 and count > 1 else None
+        mp.get_context(method).Pool(workers, initializer=_init_worker) if workers > 1 and count > 1 else None
     )
     encoder = None  # the main process's batched encoder (GPU); None when workers encode (CPU)
     n_frames, t_encode = 0, 0.0
