@@ -27,13 +27,11 @@ import numpy as np
 def baseline_generate(count: int, workers: int | None) -> dict:
     """The CPU pipeline before synthtv/encoder.py: workers render, the main process encodes with the app's
     FrameEncoder (default threads) in batches of 512 frames across episodes. Times only; writes nothing."""
-    import multiprocessing as mp
-
-    from synthtv.generate import DEFAULT_FPS, DEFAULT_SIZE, Job, _init_worker, run_job
+    from synthtv.generate import DEFAULT_FPS, DEFAULT_SIZE, Job, run_job, worker_pool
 
     workers = max(1, workers or os.cpu_count() or 1)
     t0 = time.perf_counter()
-    pool = mp.get_context("fork").Pool(workers, initializer=_init_worker) if workers > 1 else None
+    pool = worker_pool(workers) if workers > 1 else None
     from demo.features import load_frame_encoder
 
     enc = load_frame_encoder(device="cpu")

@@ -306,16 +306,12 @@ def without_tracks(record, keep: tuple[str, ...]):
     return replace(record, info=info)
 
 
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
 def hits(moment: tuple[float, float], gold: list[tuple[float, float]]) -> tuple[bool, bool]:
     """(IoU >= 0.5 with a gold span, the moment contains a gold span's centre)."""
+    from training.metrics import temporal_iou
+
     centres = [(a + b) / 2 for a, b in gold]
-    return any(iou(moment, g) >= 0.5 for g in gold), any(moment[0] <= c <= moment[1] for c in centres)
+    return bool(temporal_iou([moment], gold).max() >= 0.5), any(moment[0] <= c <= moment[1] for c in centres)
 
 
 def chance(record, gold: list[tuple[float, float]]) -> tuple[float, float]:

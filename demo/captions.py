@@ -202,12 +202,12 @@ def load_captioner(coot_dir: str | None = None, mart_dir: str | None = None):
 
     from models.io import load_pretrained
 
-    coot_dir = coot_dir or os.environ.get("HEROVID_COOT") or str(DEFAULT_COOT)
+    coot = load_coot(coot_dir)  # shared with library search: loaded once per process
     mart_dir = mart_dir or os.environ.get("HEROVID_MART") or str(DEFAULT_MART)
     try:
-        coot, mart = load_pretrained(coot_dir).eval(), load_pretrained(mart_dir).eval()
+        mart = load_pretrained(mart_dir).eval()
     except (OSError, ValueError) as e:
-        raise InputError(f"captioning checkpoints ({coot_dir}, {mart_dir}) unusable: {e}") from None
+        raise InputError(f"MART checkpoint {mart_dir} unusable: {e}") from None
     expected = 2 * coot.config.hidden_dim + coot.config.hidden_dim
     if mart.config.video_feature_size != expected:
         raise InputError(

@@ -268,15 +268,11 @@ def _stage_key(stage: str, engine: HeroEngine | None) -> str:
     return stage
 
 
-def library_index(
-    library: Library, records: list[VideoRecord], engine: HeroEngine | None, stage: str | None = None
-):
-    """A faiss inner-product index over the library's rows for the single first stage `stage` (default:
-    HERO frames with a checkpoint, else texts), saved under data_dir/index and rebuilt whenever the set of
-    videos or the model changes. Returns (index, row owners)."""
+def library_index(library: Library, records: list[VideoRecord], engine: HeroEngine | None, stage: str):
+    """A faiss inner-product index over the library's rows for the single first stage `stage`, saved under
+    data_dir/index and rebuilt whenever the set of videos or the model changes. Returns (index, row owners)."""
     import faiss
 
-    stage = stage or ("hero" if engine is not None and engine.can_search else "text")
     kind = _stage_key(stage, engine)
     stamp = {"kind": kind, "videos": sorted(r.video_id for r in records)}
     folder = library.root / "index"

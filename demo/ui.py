@@ -610,7 +610,7 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
             raise InputError("Type what you are looking for across all your videos.")
         progress(0.2, desc="searching the library")
         moments = call_service(search.search_library, library, query, top_k=int(top_k), engine=hero.engine)
-        method = "hero+text" if hero.engine is not None and hero.engine.can_search else "text"
+        method = search.default_first_stage(hero.engine)  # the library ranks and scores spans this way
         groups: dict[str, list] = {}
         for m in moments:
             groups.setdefault(m.video_id, []).append(m)

@@ -51,15 +51,21 @@ _IN_WORKER = False  # set in pool workers: one thread each, the pool spreads the
 
 def _init_worker() -> None:
     global _IN_WORKER
-    import sys
-
     import cv2
 
     _IN_WORKER = True
     cv2.setNumThreads(1)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # for a torch imported later
-    if "torch" in sys.modules:  # a parent that already imported torch (tests, benchmarks)
+    if "torch" in sys.modules:  # a spawned worker re-imported a main module that imports torch
         sys.modules["torch"].set_num_threads(1)
+
+
+def worker_pool(workers: int):
+    """A pool of one-thread workers. Forked before torch is imported (forked children must not inherit
+    torch's thread pools); a parent that already imported torch (tests, benchmarks, notebooks) spawns
+    them instead: a fork after torch's OpenMP pool has run can deadlock the child in set_num_threads."""
+    method = "spawn" if "torch" in sys.modules else "fork"
+    return mp.get_context(method).Pool(workers, initializer=_init_worker)
 
 
 def encoder_frames(frames: np.ndarray) -> np.ndarray:
@@ -150,13 +156,7 @@ def generate(
         raise ValueError("--size: width and height must be even (H.264)")
     workers = max(1, workers or os.cpu_count() or 1)
     t0 = time.perf_counter()
-    # Fork the workers before torch is imported: forked children must not inherit torch's thread pools.
-    # A parent that already imported torch (tests, benchmarks, notebooks) spawns them instead: a fork
-    # after torch's OpenMP pool has run deadlocks the child in set_num_threads.
-    method = "spawn" if "torch" in sys.modules else "fork"
-    pool = (
-        mp.get_context(method).Pool(workers, initializer=_init_worker) if workers > 1 and count > 1 else None
-    )
+    pool = worker_pool(workers) if workers > 1 and count > 1 else None
     encoder = None  # the main process's batched encoder (GPU); None when workers encode (CPU)
     n_frames, t_encode = 0, 0.0
     stage_seconds: dict[str, float] = {}
@@ -187,7 +187,7 @@ def generate(
     try:
         workers_encode = False
         if features:
-            from demo.features import load_frame_encoder, resolve_device
+            from demo.features import EfficientNetLite0Encoder, load_frame_encoder, resolve_device
 
             workers_encode = resolve_device(device).type == "cpu"
             if not workers_encode:
@@ -208,9 +208,7 @@ def generate(
                 for k, v in timings.items():
                     stage_seconds[k] = stage_seconds.get(k, 0.0) + v
                 if workers_encode:
-                    from demo.features import EfficientNetLite0Encoder as enc
-
-                    save(rec, fr, enc.name, enc.dim)
+                    save(rec, fr, EfficientNetLite0Encoder.name, EfficientNetLite0Encoder.dim)
                     fr = None
                 pending.append((rec, fr))
                 if encoder is None or sum(len(x) for _, x in pending) >= batch_frames:

@@ -58,11 +58,16 @@ def stats(data_dir: str | Path, seed: int = 0) -> dict:
     return out
 
 
-def word_error_rate(ref: str, hyp: str) -> float:
-    """WER after lower-casing and dropping punctuation (Levenshtein over words / reference words)."""
+def wer_words(text: str) -> list[str]:
+    """The words WER compares: lower-cased, punctuation dropped."""
     import re
 
-    r, h = (re.sub(r"[^a-z0-9' ]+", " ", x.lower()).split() for x in (ref, hyp))
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def word_error_rate(ref: str, hyp: str) -> float:
+    """WER after lower-casing and dropping punctuation (Levenshtein over words / reference words)."""
+    r, h = wer_words(ref), wer_words(hyp)
     d = np.arange(len(h) + 1)
     for i, rw in enumerate(r, 1):
         nd = np.empty_like(d)

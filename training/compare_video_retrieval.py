@@ -115,20 +115,6 @@ def cached_search():
     return search
 
 
-def memo_query_vectors(engine) -> None:
-    """search_moments encodes its query once per video (HERO's 6-layer text encoder, ~0.1 s on a CPU): here
-    each query is encoded once."""
-    encode, memo = engine.query_vectors, {}
-
-    def query_vectors(queries: list[str]):
-        key = tuple(queries)
-        if key not in memo:
-            memo[key] = encode(queries)
-        return memo[key]
-
-    engine.query_vectors = query_vectors
-
-
 def second_stage(records, queries, scores: np.ndarray, engine, candidates: int, search) -> dict:
     """VCMR metrics of the app's library search given first-stage scores (Q, V)."""
     from demo.search import moments_in_videos
@@ -187,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     texts, types = [q["text"] for _, q in queries], [q["type"] for _, q in queries]
     gold = np.array([v for v, _ in queries])
     engine = HeroEngine(args.hero, device="cpu") if Path(args.hero, "model.safetensors").is_file() else None
-    if engine is not None:
-        memo_query_vectors(engine)
     res: dict = {
         "data": args.data, "n_videos": len(records), "n_queries": len(queries),
         "hero": args.hero if engine else f"no checkpoint at {args.hero}", "coot": args.coot,

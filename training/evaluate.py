@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -192,20 +191,16 @@ def ingest_episodes(
     return recs, records, timings
 
 
-def _words(text: str) -> int:
-    return len(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())  # synthtv.stats.word_error_rate's
-
-
 def asr_report(recs: list[dict], records: list) -> dict:
     """WER of each episode's Whisper transcript against its gold lines (spoken text, no speaker names):
     ``wer`` pools the edits over all reference words, ``wer_mean`` averages the episodes."""
-    from synthtv.stats import word_error_rate
+    from synthtv.stats import wer_words, word_error_rate
 
     eps, edits, words = [], 0.0, 0
     for r, rec in zip(recs, records):
         ref = " ".join(s["text"] for s in r["subtitles"])
         hyp = " ".join(s.text for s in rec.subtitles)
-        w, n = word_error_rate(ref, hyp), _words(ref)
+        w, n = word_error_rate(ref, hyp), len(wer_words(ref))
         edits, words = edits + w * max(1, n), words + n
         eps.append({"episode_id": r["episode_id"], "wer": round(w, 4), "gold_lines": len(r["subtitles"]),
                     "asr_lines": len(rec.subtitles), "language": rec.language})  # fmt: skip
