@@ -34,13 +34,12 @@ def thumbnails(
     the card without a picture rather than failing the search)."""
     if not times:
         return []
-    try:
-        import decord
+    from demo.video import read_frame_indices
 
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        idx = frame_indices(times, fps, min(n_video_frames, len(vr)))
-        uniq = sorted(set(idx))
-        frames = dict(zip(uniq, vr.get_batch(uniq).asnumpy()))
-    except Exception:  # decord raises its own error types on broken files
+    idx = frame_indices(times, fps, n_video_frames)
+    uniq = sorted(set(idx))
+    try:
+        frames = dict(zip(uniq, read_frame_indices(path, np.array(uniq))))
+    except Exception:  # InputError, or the readers' own error types on broken files
         return [None] * len(times)
     return [to_data_uri(frames[i], width) for i in idx]

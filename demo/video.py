@@ -1,7 +1,10 @@
 """Video decoding behind one small API: metadata, frames sampled one per interval, the audio track at 16 kHz.
 
-Frames come from decord (seeking to the frame at each interval's centre, decoded in bounded chunks);
-metadata and audio from PyAV, so no system ffmpeg is needed. Frame i covers [i*dt, (i+1)*dt) and is
+Frames come from decord (seeking to the frame at each interval's centre, decoded in bounded chunks)
+when the container gives it usable frame timestamps; otherwise from PyAV, decoding in presentation
+order (decord seeks by those timestamps: on opencv's Megamind.avi, an AVI with B-frames and none, it
+returned frames from other shots after ~4 s). Metadata and audio come from PyAV, so no system ffmpeg
+is needed. Frame i covers [i*dt, (i+1)*dt) and is
 sampled at its centre (i + 0.5) * dt, clamped to the last decodable frame.
 """
 
@@ -95,34 +98,91 @@ def _reader(path: Path):
         raise InputError(f"{path}: the video stream cannot be decoded ({_short(e)})") from None
 
 
+def _seeks_correctly(vr) -> bool:
+    """decord seeks by the frames' timestamps: they must exist, start at >= 0 and increase. Files
+    without them (decord reports a huge negative time) decode right only in order."""
+    ts = vr.get_frame_timestamp(list(range(len(vr))))[:, 0]
+    return bool(len(ts) and np.isfinite(ts).all() and ts[0] >= -1e-3 and (np.diff(ts) > 0).all())
+
+
+def _frames_in_order(path: Path, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+    """PyAV, decoding from the start in presentation order: the frames at `indices` (ascending, repeats
+    allowed), `chunk` at a time. Indices past the stream's end get its last frame."""
+    import av
+
+    want = np.asarray(indices, dtype=np.int64)
+    out: list[np.ndarray] = []
+    k = 0
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        frame = None
+        for i, frame in enumerate(c.decode(stream)):
+            if k == len(want):
+                break
+            if want[k] == i:
+                rgb = frame.to_ndarray(format="rgb24")
+                while k < len(want) and want[k] == i:
+                    out.append(rgb)
+                    k += 1
+            while len(out) >= chunk:
+                yield np.stack(out[:chunk])
+                out = out[chunk:]
+        if k < len(want):
+            if frame is None:
+                raise ValueError("no frame could be decoded")
+            out += [frame.to_ndarray(format="rgb24")] * (len(want) - k)
+    for s in range(0, len(out), chunk):
+        yield np.stack(out[s : s + chunk])
+
+
+def _read(path: Path, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+    """Frames at ascending video frame indices, `chunk` at a time: decord when it seeks correctly."""
+    vr = _reader(path)
+    if _seeks_correctly(vr):
+        for s in range(0, len(indices), chunk):
+            yield vr.get_batch(np.asarray(indices[s : s + chunk]).tolist()).asnumpy()
+    else:
+        yield from _frames_in_order(path, indices, chunk)
+
+
 def iter_frames(
     path: str | Path, meta: VideoMeta, interval: float = DEFAULT_INTERVAL, chunk: int = 32
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_index, frames uint8 (n, H, W, 3) RGB) for the sampled frames, `chunk` at a time, so
     memory stays bounded however long the video is."""
     path = Path(path)
-    vr = _reader(path)
     times = frame_times(meta.duration, interval)
     idx = np.minimum((times * meta.fps).astype(np.int64), meta.n_video_frames - 1)
-    for s in range(0, len(idx), chunk):
+    frames = _read(path, idx, chunk)
+    s = 0
+    while s < len(idx):
         try:
-            batch = vr.get_batch(idx[s : s + chunk].tolist()).asnumpy()
+            batch = next(frames)
+        except InputError:
+            raise
         except Exception as e:
             raise InputError(
                 f"{path}: decoding failed near {times[s]:.1f} s ({_short(e)}); is it truncated?"
             ) from None
         yield s, batch
+        s += len(batch)
 
 
 def read_frame_indices(path: str | Path, indices: np.ndarray) -> np.ndarray:
     """Decoded frames at the given video frame indices, uint8 (n, H, W, 3) RGB."""
     path = Path(path)
+    indices = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
     try:
-        return _reader(path).get_batch(np.asarray(indices).tolist()).asnumpy()
+        frames = np.concatenate(list(_read(path, indices[order], max(1, len(indices)))))
     except InputError:
         raise
     except Exception as e:
         raise InputError(f"{path}: decoding failed ({_short(e)}); is it truncated?") from None
+    out = np.empty_like(frames)
+    out[order] = frames
+    return out
 
 
 def sample_frames(path: str | Path, meta: VideoMeta, interval: float = DEFAULT_INTERVAL) -> np.ndarray:

@@ -61,3 +61,47 @@ def test_not_a_video(tmp_path):
     p.write_text("this is not a video\n" * 50)
     with pytest.raises(InputError, match="notes.mp4: not a readable video"):
         probe(p)
+
+
+def _avi_with_b_frames(path, n=100, fps=24):
+    """MPEG-4 Part 2 in AVI with B-frames (like opencv's Megamind.avi): no usable frame timestamps for
+    decord. Frame i is a flat grey of level 16 + 2*i (inside video range)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        s.codec_context.gop_size, s.codec_context.max_b_frames = 12, 2
+        for i in range(n):
+            img = np.full((96, 128, 3), 16 + 2 * i, np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+def test_frames_right_where_decord_cannot_seek(tmp_path):
+    """decord seeks such files to the wrong frames (frame 50 came back as frame ~20); the sampler decodes
+    them in order instead, and every sampled frame is the one at its interval's centre."""
+    from demo.thumbs import thumbnails
+    from demo.video import read_frame_indices
+
+    path = _avi_with_b_frames(tmp_path / "bframes.avi")
+    m = probe(path)
+    assert m.n_video_frames == 100 and m.fps == pytest.approx(24)
+    frames = sample_frames(path, m)
+    idx = (frame_times(m.duration) * m.fps).astype(int)
+    np.testing.assert_allclose(frames[:, 48, 64, 0], 16 + 2 * idx, atol=3)
+    some = read_frame_indices(path, np.array([90, 10, 50, 10, 150]))  # any order, repeats, past the end
+    np.testing.assert_allclose(some[:, 48, 64, 0], [196, 36, 116, 36, 214], atol=3)
+    assert all(u and u.startswith("data:image/jpeg") for u in thumbnails(path, [0.5, 4.0], m.fps, 100))
+
+
+def test_seekable_files_use_decord():
+    """Files with frame timestamps (the sample: H.264 in MP4) keep decord's random access."""
+    import decord
+
+    from demo.video import _seeks_correctly
+
+    assert _seeks_correctly(decord.VideoReader(str(SAMPLE)))
