@@ -1,10 +1,12 @@
 """Video decoding behind one small API: metadata, frames sampled one per interval, the audio track at 16 kHz.
 
-Frames come from decord (seeking to the frame at each interval's centre, decoded in bounded chunks)
-when the container gives it usable frame timestamps; otherwise from PyAV, decoding in presentation
-order (decord seeks by those timestamps: on opencv's Megamind.avi, an AVI with B-frames and none, it
-returned frames from other shots after ~4 s). Metadata and audio come from PyAV, so no system ffmpeg
-is needed. Frame i covers [i*dt, (i+1)*dt) and is
+Sampled frames and I3D clips come from one forward pass of PyAV in presentation order (FramesInOrder),
+decoded in bounded chunks: decord's seeking returned frames from other shots on an AVI with B-frames
+and no frame timestamps (opencv's Megamind.avi) and grey frames on an H.264 file with broken reference
+slices (imageio's cockatoo.mp4), where decoding in order is right; for sampling every 1.5 s it was as
+fast or faster on every file measured. decord reads the frame count and rate and gives random access
+for a few frames (thumbnails) where its seeks are right. Audio comes from PyAV too, so no system
+ffmpeg is needed. Frame i covers [i*dt, (i+1)*dt) and is
 sampled at its centre (i + 0.5) * dt, clamped to the last decodable frame.
 """
 
@@ -105,84 +107,101 @@ def _seeks_correctly(vr) -> bool:
     return bool(len(ts) and np.isfinite(ts).all() and ts[0] >= -1e-3 and (np.diff(ts) > 0).all())
 
 
-def _frames_in_order(path: Path, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
-    """PyAV, decoding from the start in presentation order: the frames at `indices` (ascending, repeats
-    allowed), `chunk` at a time. Indices past the stream's end get its last frame."""
-    import av
+class FramesInOrder:
+    """Frames by video frame index from ONE forward pass of PyAV in presentation order.
 
-    want = np.asarray(indices, dtype=np.int64)
-    out: list[np.ndarray] = []
-    k = 0
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
+    Each `read` may ask for any indices at or after the previous read's lowest one (clips that overlap
+    their neighbour are fine); indices past the stream's end get its last frame. Use as a context
+    manager, or call `close`.
+    """
+
+    def __init__(self, path: str | Path):
+        import av
+
+        self.path = Path(path)
+        self._container = av.open(str(self.path))
+        stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
-        frame = None
-        for i, frame in enumerate(c.decode(stream)):
-            if k == len(want):
+        self._decoded = enumerate(self._container.decode(stream))
+        self._kept: dict[int, np.ndarray] = {}  # the previous read's frames
+        self._next = 0  # index of the next frame the decoder will give
+        self._last = None  # the last decoded frame (for indices past the end)
+
+    def read(self, indices) -> np.ndarray:
+        """uint8 (len(indices), H, W, 3) RGB, in the order asked."""
+        want = np.asarray(indices, dtype=np.int64)
+        got = {i: self._kept[i] for i in set(want.tolist()) if i in self._kept}
+        todo = {i for i in want.tolist() if i not in got}
+        if todo and min(todo) < self._next:
+            raise ValueError(f"frame {min(todo)} was already passed (reads must move forward)")
+        top = max(todo, default=-1)
+        while self._next <= top:
+            item = next(self._decoded, None)
+            if item is None:
                 break
-            if want[k] == i:
-                rgb = frame.to_ndarray(format="rgb24")
-                while k < len(want) and want[k] == i:
-                    out.append(rgb)
-                    k += 1
-            while len(out) >= chunk:
-                yield np.stack(out[:chunk])
-                out = out[chunk:]
-        if k < len(want):
-            if frame is None:
+            i, frame = item
+            self._next, self._last = i + 1, frame
+            if i in todo:
+                got[i] = frame.to_ndarray(format="rgb24")
+        missing = todo - got.keys()
+        if missing:  # the stream ended early (decord counted more frames): its last frame
+            if self._last is None:
                 raise ValueError("no frame could be decoded")
-            out += [frame.to_ndarray(format="rgb24")] * (len(want) - k)
-    for s in range(0, len(out), chunk):
-        yield np.stack(out[s : s + chunk])
+            last = self._last.to_ndarray(format="rgb24")
+            got.update((i, last) for i in missing)
+        self._kept = got
+        return np.stack([got[i] for i in want.tolist()]) if len(want) else np.zeros((0, 0, 0, 3), np.uint8)
 
+    def close(self) -> None:
+        self._container.close()
 
-def _read(path: Path, indices: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
-    """Frames at ascending video frame indices, `chunk` at a time: decord when it seeks correctly."""
-    vr = _reader(path)
-    if _seeks_correctly(vr):
-        for s in range(0, len(indices), chunk):
-            yield vr.get_batch(np.asarray(indices[s : s + chunk]).tolist()).asnumpy()
-    else:
-        yield from _frames_in_order(path, indices, chunk)
+    def __enter__(self) -> FramesInOrder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def iter_frames(
     path: str | Path, meta: VideoMeta, interval: float = DEFAULT_INTERVAL, chunk: int = 32
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_index, frames uint8 (n, H, W, 3) RGB) for the sampled frames, `chunk` at a time, so
-    memory stays bounded however long the video is."""
+    memory stays bounded however long the video is. One forward decoding pass (FramesInOrder)."""
     path = Path(path)
     times = frame_times(meta.duration, interval)
     idx = np.minimum((times * meta.fps).astype(np.int64), meta.n_video_frames - 1)
-    frames = _read(path, idx, chunk)
-    s = 0
-    while s < len(idx):
-        try:
-            batch = next(frames)
-        except InputError:
-            raise
-        except Exception as e:
-            raise InputError(
-                f"{path}: decoding failed near {times[s]:.1f} s ({_short(e)}); is it truncated?"
-            ) from None
-        yield s, batch
-        s += len(batch)
+    try:
+        reader = FramesInOrder(path)
+    except Exception as e:
+        raise InputError(f"{path}: the video stream cannot be decoded ({_short(e)})") from None
+    with reader:
+        for s in range(0, len(idx), chunk):
+            try:
+                batch = reader.read(idx[s : s + chunk])
+            except Exception as e:
+                raise InputError(
+                    f"{path}: decoding failed near {times[s]:.1f} s ({_short(e)}); is it truncated?"
+                ) from None
+            yield s, batch
 
 
 def read_frame_indices(path: str | Path, indices: np.ndarray) -> np.ndarray:
-    """Decoded frames at the given video frame indices, uint8 (n, H, W, 3) RGB."""
+    """Decoded frames at the given video frame indices, uint8 (n, H, W, 3) RGB: random access through
+    decord where its seeks are right, else one forward pass (FramesInOrder). For many frames in time
+    order (clips), keep one FramesInOrder instead: decord's seeks returned grey frames on a file with
+    broken reference slices (imageio's cockatoo.mp4) that decodes cleanly in order."""
     path = Path(path)
     indices = np.asarray(indices, dtype=np.int64)
-    order = np.argsort(indices, kind="stable")
     try:
-        frames = np.concatenate(list(_read(path, indices[order], max(1, len(indices)))))
+        vr = _reader(path)
+        if _seeks_correctly(vr):
+            return vr.get_batch(indices.tolist()).asnumpy()
+        with FramesInOrder(path) as reader:
+            return reader.read(indices)
     except InputError:
         raise
     except Exception as e:
         raise InputError(f"{path}: decoding failed ({_short(e)}); is it truncated?") from None
-    out = np.empty_like(frames)
-    out[order] = frames
-    return out
 
 
 def sample_frames(path: str | Path, meta: VideoMeta, interval: float = DEFAULT_INTERVAL) -> np.ndarray:

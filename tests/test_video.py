@@ -83,7 +83,8 @@ def _avi_with_b_frames(path, n=100, fps=24):
 
 def test_frames_right_where_decord_cannot_seek(tmp_path):
     """decord seeks such files to the wrong frames (frame 50 came back as frame ~20); the sampler decodes
-    them in order instead, and every sampled frame is the one at its interval's centre."""
+    in order, and every sampled frame is the one at its interval's centre; random access (thumbnails)
+    falls back to the same."""
     from demo.thumbs import thumbnails
     from demo.video import read_frame_indices
 
@@ -105,3 +106,17 @@ def test_seekable_files_use_decord():
     from demo.video import _seeks_correctly
 
     assert _seeks_correctly(decord.VideoReader(str(SAMPLE)))
+
+
+def test_in_order_reader_moves_forward_with_overlaps(tmp_path):
+    """I3D clips read through one pass: neighbouring clips may share frames; going back is an error."""
+    from demo.video import FramesInOrder
+
+    path = _avi_with_b_frames(tmp_path / "bframes.avi")
+    with FramesInOrder(path) as r:
+        a = r.read([8, 9, 10, 11])
+        b = r.read([10, 11, 12, 30, 30])
+        with pytest.raises(ValueError, match="already passed"):
+            r.read([2])
+    np.testing.assert_allclose(a[:, 0, 0, 0], [32, 34, 36, 38], atol=3)
+    np.testing.assert_allclose(b[:, 0, 0, 0], [36, 38, 40, 76, 76], atol=3)

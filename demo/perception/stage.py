@@ -73,16 +73,17 @@ def recognize_action_events(
 ) -> tuple[list[ConceptEvent], np.ndarray]:
     """I3D over a 16-frame clip around each sampled frame: (action events, (N, 1024) motion features)."""
     from demo.perception.actions import ActionRecognizer, clip_indices
-    from demo.video import read_frame_indices
+    from demo.video import FramesInOrder
 
     rec = ActionRecognizer(cache_dir=cache_dir, device=device)
     idx = clip_indices(times, meta.fps, meta.n_video_frames)  # (N, 16)
     events, feats = [], []
-    for s in range(0, len(idx), chunk):
-        block = idx[s : s + chunk]
-        frames = read_frame_indices(path, block.ravel())
-        clips = frames.reshape(len(block), idx.shape[1], *frames.shape[1:])
-        r = rec.run(list(clips), times[s : s + chunk], interval)
-        events += r.events
-        feats.append(r.features)
+    with FramesInOrder(path) as reader:  # clips are in time order: one decoding pass for all
+        for s in range(0, len(idx), chunk):
+            block = idx[s : s + chunk]
+            frames = reader.read(block.ravel())
+            clips = frames.reshape(len(block), idx.shape[1], *frames.shape[1:])
+            r = rec.run(list(clips), times[s : s + chunk], interval)
+            events += r.events
+            feats.append(r.features)
     return merge_events(events), np.concatenate(feats) if feats else np.zeros((0, 1024), np.float32)
