@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracks",
         default=None,
         help="concept tracks, comma-separated: object,screen_text,sound,action or none "
-        "(default: object,sound; +screen_text,action with a GPU)",
+        "(default: object,sound; +screen_text with a GPU; action only when named)",
     )
     _common(p)
 

@@ -17,11 +17,13 @@ FRAME_KINDS = ("object", "screen_text")  # computed on the sampled frames while 
 
 
 def resolve_kinds(kinds: Iterable[str] | None, cuda: bool) -> tuple[str, ...]:
-    """The tracks to compute. Default: objects and sounds; with a GPU also screen text and actions
-    (on 2 CPU cores, OCR of moving footage costs ~7 s and I3D ~3-5 s per sampled frame per minute
-    of video: measured in benchmarks/bench_ingest.py). "none" turns every track off."""
+    """The tracks to compute. Default: objects and sounds; with a GPU also screen text (on 2 CPU cores
+    OCR of moving footage costs ~7 s per minute of video: benchmarks/bench_ingest.py). Actions (I3D)
+    only when asked: their Kinetics labels made visual search on real footage worse (top-1 0.62 ->
+    0.48 with every track on; README "Concept tracks"), and they cost ~3-5 s per sampled frame on a
+    CPU. "none" turns every track off."""
     if kinds is None:
-        kinds = ("object", "sound") + (("screen_text", "action") if cuda else ())
+        kinds = ("object", "sound") + (("screen_text",) if cuda else ())
     kinds = tuple(k for k in kinds if k != "none")
     bad = sorted(set(kinds) - set(KINDS))
     if bad:
