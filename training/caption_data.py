@@ -81,15 +81,11 @@ def load_episodes(dirs: str | Path | Sequence[str | Path], limit: int | None = N
 
 def load_fixture_episodes(path: str | Path, split: str = "train") -> list[CaptionEpisode]:
     """Episodes of the test fixture tests/data/synthtv_smoke.npz (real generator records + features)."""
-    z = np.load(path)
-    recs = json.loads(z[f"{split}_records"].tobytes())
-    flat, out, i = z[f"{split}_features"], [], 0
-    for r in recs:
-        ep = episode_from_record(r, flat[i : i + r["n_frames"]])
-        i += r["n_frames"]
-        if ep is not None:
-            out.append(ep)
-    return out
+    from training.data import fixture_splits
+
+    recs, feats = fixture_splits(path)[split]
+    eps = (episode_from_record(r, f) for r, f in zip(recs, feats))
+    return [e for e in eps if e is not None]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -138,15 +138,16 @@ class Log:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / f"{self.name}_log.json").write_text(json.dumps({"rows": self.rows, **(extra or {})}))
+        keys = sorted({k for r in self.rows for k in r if k.startswith("loss")})
+        if not keys:
+            return
         try:
             import matplotlib
 
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
-        except ImportError:
-            return
-        keys = sorted({k for r in self.rows for k in r if k.startswith("loss")})
-        if not keys:
+        except ImportError:  # no matplotlib (not a requirement): a plain SVG
+            (self.out / f"{self.name}_loss.svg").write_text(loss_svg(self.rows, keys, self.name))
             return
         fig, ax = plt.subplots(figsize=(7, 4))
         for k in keys:
@@ -165,6 +166,35 @@ class Log:
         fig.tight_layout()
         fig.savefig(self.out / f"{self.name}_loss.png", dpi=80)
         plt.close(fig)
+
+
+def loss_svg(rows: list[dict], keys: list[str], title: str, w: int = 640, h: int = 360) -> str:
+    """Loss curves (moving average of 5, log scale, one polyline per key) as a standalone SVG."""
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    series = {}
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float)) and r[k] > 0]
+        if pts:
+            xs, ys = zip(*pts)
+            n = min(5, len(ys))
+            ys = np.convolve(np.log10(ys), np.ones(n) / n, mode="valid")
+            series[k] = (xs[len(xs) - len(ys) :], ys)
+    if not series:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"/>'
+    x0, x1 = min(min(x) for x, _ in series.values()), max(max(x) for x, _ in series.values())
+    y0, y1 = min(min(y) for _, y in series.values()), max(max(y) for _, y in series.values())
+    px = lambda x: 50 + (w - 60) * (x - x0) / max(x1 - x0, 1e-9)  # noqa: E731
+    py = lambda y: h - 30 - (h - 60) * (y - y0) / max(y1 - y0, 1e-9)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="11">',
+           f'<text x="{w / 2}" y="15" text-anchor="middle">{title}: loss (moving avg 5, log10)</text>',
+           f'<text x="5" y="{py(y1) + 4:.0f}">{10**y1:.3g}</text><text x="5" y="{py(y0):.0f}">{10**y0:.3g}</text>',
+           f'<text x="50" y="{h - 10}">step {x0}</text><text x="{w - 80}" y="{h - 10}">step {x1}</text>']  # fmt: skip
+    for i, (k, (xs, ys)) in enumerate(series.items()):
+        c = colours[i % len(colours)]
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
+        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{pts}"/>')
+        out.append(f'<text x="{w - 150}" y="{30 + 14 * i}" fill="{c}">{k}</text>')
+    return "\n".join(out + ["</svg>"]) + "\n"
 
 
 class StepBudget:

@@ -202,9 +202,21 @@ def load_split(
     return load_records(recs, feats, speaker=speaker, concepts=concepts)
 
 
-def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]]:
-    """The smoke fixture (tests/data/synthtv_smoke.npz, written by training.recipe.write_smoke_fixture):
-    {split: Episodes} with real generator records and features."""
+def quantise_features(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) features -> (int8 (N, D), float32 (N,) per-row scale): x ~= q * scale, |q| <= 127."""
+    f = np.asarray(feats, np.float32)
+    scale = np.abs(f).max(1) / 127.0
+    scale[scale == 0] = 1.0
+    return np.round(f / scale[:, None]).astype(np.int8), scale.astype(np.float32)
+
+
+def fixture_splits(path: str | Path) -> dict[str, tuple[list[dict], list[np.ndarray]]]:
+    """The smoke fixture's {split: (records, float16 features per record)}. Two formats: fp16
+    ``{split}_features`` (N, D), or int8 features with per-row scales, lzma-compressed
+    (``{split}_features_xz`` bytes of the (N, D) int8 array, ``{split}_features_scale`` (N,),
+    ``{split}_features_shape``); written by ``training.recipe.write_smoke_fixture``."""
+    import lzma
+
     z = np.load(path)
     out = {}
     for key in z.files:
@@ -212,13 +224,24 @@ def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]
             continue
         split = key[: -len("_records")]
         recs = json.loads(z[key].tobytes())
-        flat = z[f"{split}_features"]
-        feats, i = [], 0
-        for r in recs:
-            feats.append(flat[i : i + r["n_frames"]])
-            i += r["n_frames"]
-        out[split] = load_records(recs, feats, concepts=concepts)
+        if f"{split}_features" in z.files:
+            flat = z[f"{split}_features"]
+        else:
+            n, dim = (int(x) for x in z[f"{split}_features_shape"])
+            q = np.frombuffer(lzma.decompress(z[f"{split}_features_xz"].tobytes()), np.int8).reshape(n, dim)
+            flat = (q * z[f"{split}_features_scale"][:, None]).astype(np.float16)
+        ends = np.cumsum([r["n_frames"] for r in recs])
+        out[split] = (recs, [flat[e - r["n_frames"] : e] for r, e in zip(recs, ends)])
     return out
+
+
+def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]]:
+    """The smoke fixture (tests/data/synthtv_smoke.npz, written by training.recipe.write_smoke_fixture):
+    {split: Episodes} with real generator records and features."""
+    return {
+        split: load_records(recs, feats, concepts=concepts)
+        for split, (recs, feats) in fixture_splits(path).items()
+    }
 
 
 # ------------------------------------------------------------------------------------------------

@@ -84,8 +84,12 @@ def finetune(
     tasks=("vcmr", "qa"),
     show_progress: bool = True,
     budget_s: float | None = None,
+    hard_from: float | None = HARD_NEG_FROM,
+    qa_per_video: int = 3,
 ):
-    """Fine-tune in place; returns the log."""
+    """Fine-tune in place; returns the log. ``hard_from``: fraction of the steps after which the
+    VCMR ranking losses use hard negatives (None: never; with fewer in-batch negatives than the hard
+    pool that only multiplies every negative's weight by ``hard_neg_weight``)."""
     device = torch.device(device)
     rng = np.random.default_rng(seed)
     log = log or common.Log(None, "finetune")
@@ -103,8 +107,9 @@ def finetune(
         cur = common.set_lr(opt, lr, step, steps)
         eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
         with common.autocast(device):
-            out = multitask_loss(model, eps, rng, device, variant, concepts, hard=step >= HARD_NEG_FROM * steps,
-                                 tasks=tasks)  # fmt: skip
+            hard = hard_from is not None and step >= hard_from * steps
+            out = multitask_loss(model, eps, rng, device, variant, concepts, hard=hard, tasks=tasks,
+                                 qa_per_video=qa_per_video)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         out["loss"].float().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

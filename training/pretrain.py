@@ -107,7 +107,9 @@ def vsm_inputs(
     return i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long)
 
 
-def task_loss(model, task: str, eps: list[Episode], rng, variant: str, concepts: bool, device) -> dict:
+def task_loss(
+    model, task: str, eps: list[Episode], rng, variant: str, concepts: bool, device, vsm_per_video: int = 2
+) -> dict:
     """One pre-training task on one batch -> {"loss": tensor, **metrics}."""
     batch = video_batch(eps, model.config, variant, concepts)
     if task == "mlm":
@@ -129,7 +131,7 @@ def task_loss(model, task: str, eps: list[Episode], rng, variant: str, concepts:
         acc = (out["logits"].argmax(-1).cpu()[sel] == targets[sel]).float().mean()
         return {"loss": out["loss"], "acc": acc}
     if task == "vsm":
-        q = vsm_inputs(eps, rng)
+        q = vsm_inputs(eps, rng, per_video=vsm_per_video)
         if q is None:
             return {}
         ids, mask, vidx, tg = (x.to(device) for x in q)
@@ -157,7 +159,7 @@ def probe(
     """FOM accuracy on reordered frames, each moved frame's original position chosen among the
     moved frames' positions (chance = 1 / frames moved per video), and VSM video
     retrieval accuracy among the batch's videos (chance = 1 / batch) + start-frame accuracy
-    (chance ~ 1 / frames) on held-out episodes."""
+    (chance ~ 1 / frames) on held-out episodes; ``fom_n`` / ``vsm_n``: frames / queries scored."""
     device = torch.device(device)
     model.eval()
     rng = np.random.default_rng(seed)
@@ -195,6 +197,8 @@ def probe(
     return {
         "fom_acc": fom_hit / max(fom_n, 1),
         "fom_chance": fom_chance / max(fom_n, 1),
+        "fom_n": int(fom_n),
+        "vsm_n": int(vsm_n),
         "vsm_video_acc": vsm_hit / max(vsm_n, 1),
         "vsm_video_chance": vsm_chance / max(vsm_n, 1),
         "vsm_start_acc": st_hit / max(st_n, 1),
@@ -222,9 +226,11 @@ def pretrain(
     show_progress: bool = True,
     budget_s: float | None = None,
     new_lr_mul: float = 1.0,
+    vsm_per_video: int = 2,
 ):
     """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off);
-    ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM."""
+    ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM;
+    ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -253,7 +259,7 @@ def pretrain(
         task = tasks[rng.choice(len(tasks), p=p)]
         eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
         with common.autocast(device):
-            out = task_loss(model, task, eps, rng, variant, concepts, device)
+            out = task_loss(model, task, eps, rng, variant, concepts, device, vsm_per_video)
         if not out:
             continue
         opt.zero_grad(set_to_none=True)

@@ -5,7 +5,7 @@
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
         [--variant full|sub_only|video_only|flat] [--concepts 3] [--save]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
-    python -m training.recipe smoke [--out OUT] [--train DIR --val DIR]   # default: tests/data fixture
+    python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
     # baselines, pick the app checkpoint; or the ablations
     python -m training.recipe gpu --stage main|ablations --work DIR --out OUT --limit-s 540
@@ -29,7 +29,19 @@ import torch
 from training import common
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = {"pretrain_steps": 100, "finetune_steps": 40, "batch_size": 6, "lr": 3e-4}
+# the CPU smoke recipe (reduced model, tests/data fixture): what was measured is in training/RESULTS.md
+SMOKE = {
+    "pretrain_steps": 70,
+    "finetune_steps": 15,
+    "batch_size": 6,
+    "lr": 3e-4,
+    "ratio": {"mlm": 1, "mnce": 1, "fom": 2, "vsm": 3},  # MLM and MNCE fall within ~10 steps each
+    "vsm_per_video": 8,  # subtitle queries per video: cheap next to encoding the video
+    "finetune_lr": 3e-4,
+    "finetune_tasks": ("vcmr", "qa"),
+    "hard_from": None,  # 5 in-batch negatives < the hard pool (20): "hard" would only weigh them x10
+    "qa_per_video": 1,  # a QA question costs 5 passes over its video's frames (the step's main cost)
+}
 
 
 def _wait_for(path: Path, deadline: float) -> bool:
@@ -289,30 +301,57 @@ def gpu(a) -> int:
     return 0
 
 
-def write_smoke_fixture(work: Path, path: Path, n_train: int = 48, n_val: int = 16) -> None:
-    """The smoke test's data: the first episodes of train and val, records + fp16 features."""
+def write_smoke_fixture(work: Path, path: Path, n_train: int = 240, n_val: int = 32) -> None:
+    """The smoke test's data: the first episodes of WORK/train and WORK/val, records + features as
+    int8 with per-row scales, lzma-compressed (read by ``training.data.fixture_splits``). 240 + 32
+    episodes are about 6 MB; fewer (48) training episodes are memorised, not generalised from
+    (training/RESULTS.md, "Smoke recipe")."""
+    import lzma
+
     import numpy as np
 
     from synthtv.generate import load_features, read_episodes
+    from training.data import quantise_features
 
     arrays = {}
     for split, n in (("train", n_train), ("val", n_val)):
         recs = read_episodes(work / split)[:n]
-        feats = [load_features(work / split, r) for r in recs]
+        q, scale = quantise_features(np.concatenate([load_features(work / split, r) for r in recs]))
         arrays[f"{split}_records"] = np.frombuffer(json.dumps(recs).encode(), dtype=np.uint8)
-        arrays[f"{split}_features"] = np.concatenate(feats).astype(np.float16)
+        arrays[f"{split}_features_xz"] = np.frombuffer(lzma.compress(q.tobytes(), preset=9), np.uint8)
+        arrays[f"{split}_features_scale"] = scale
+        arrays[f"{split}_features_shape"] = np.array(q.shape, np.int64)
     np.savez_compressed(path, **arrays)
 
 
-def smoke(a) -> int:
-    """CPU smoke: reduced model, few steps; prints losses first/last and the held-out probe."""
-    from training.data import load_split
+def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True):
+    """The smoke recipe (SMOKE) on the reduced model: pre-train, fine-tune, then the held-out probe
+    on ``val``. Returns (pretrain Log, finetune Log, probe dict); with ``out`` the logs and loss
+    curves are saved there. tests/test_training.py runs exactly this."""
     from training.finetune import finetune
     from training.pretrain import pretrain, probe
 
-    torch.set_num_threads(a.threads)
-    common.set_seed(0)
+    common.set_seed(seed)
     model = common.build_app_model(common.app_config(smoke=True))
+    bs, lr = SMOKE["batch_size"], SMOKE["lr"]
+    lp = pretrain(model, train, SMOKE["pretrain_steps"], bs, lr, SMOKE["ratio"], seed=seed,
+                  vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
+                  log=common.Log(out, "pretrain"))  # fmt: skip
+    lf = finetune(model, train, SMOKE["finetune_steps"], bs, SMOKE["finetune_lr"], seed=seed + 1,
+                  tasks=SMOKE["finetune_tasks"], hard_from=SMOKE["hard_from"], qa_per_video=SMOKE["qa_per_video"],
+                  show_progress=show_progress, log=common.Log(out, "finetune"))  # fmt: skip
+    pr = probe(model, val, "cpu")
+    lp.save({"probe": pr, "seed": seed, "smoke": SMOKE})
+    lf.save()
+    return lp, lf, pr
+
+
+def smoke(a) -> int:
+    """CPU smoke: reduced model, few steps; prints the held-out probe (logs + loss curves in --out)."""
+    from training.data import load_split
+
+    torch.set_num_threads(a.threads)
+    t = time.time()
     if a.fixture:
         from training.data import load_fixture
 
@@ -320,15 +359,10 @@ def smoke(a) -> int:
         train, val = d["train"], d["val"]
     else:
         train, val = load_split(a.train), load_split(a.val)
-    t = time.time()
-    lp = pretrain(model, train, SMOKE["pretrain_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=True,
-                  log=common.Log(a.out, "pretrain"))  # fmt: skip
-    lf = finetune(model, train, SMOKE["finetune_steps"], SMOKE["batch_size"], SMOKE["lr"], show_progress=True,
-                  log=common.Log(a.out, "finetune"))  # fmt: skip
-    pr = probe(model, val, "cpu")
-    lp.save({"probe": pr})
-    lf.save()
-    print(json.dumps({"seconds": round(time.time() - t, 1), "probe": pr}))
+    t_load = time.time() - t
+    lp, lf, pr = smoke_train(train, val, a.seed, a.out)
+    print(json.dumps({"seconds": round(time.time() - t, 1), "load_s": round(t_load, 1), "seed": a.seed,
+                      "n_train": len(train), "n_val": len(val), "probe": pr, "out": a.out}))  # fmt: skip
     return 0
 
 
@@ -401,7 +435,8 @@ def main(argv=None) -> int:
     s.add_argument("--fixture", default=str(ROOT / "tests" / "data" / "synthtv_smoke.npz"))
     s.add_argument("--train", default=None, help="SynthTV dir (instead of --fixture)")
     s.add_argument("--val", default=None)
-    s.add_argument("--out", default=None)
+    s.add_argument("--out", default=str(ROOT / "runs" / "smoke"), help="logs + loss curves")
+    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2)
     m = sub.add_parser("assemble", help="join a GPU call's checkpoint parts into a checkpoint dir")
     m.add_argument("--parts", required=True)
