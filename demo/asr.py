@@ -123,25 +123,35 @@ def _hallucinated(seg, audio: np.ndarray) -> bool:
     return seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.5
 
 
-MAX_SUBTITLE_S = (
-    8.0  # longer segments are split at word boundaries (HERO pairs each subtitle with its frames)
-)
+MAX_SUBTITLE_S = 8.0  # hard limit: HERO pairs each subtitle with its frames (TV subtitles run 2-4 s)
+SENTENCE_S = 1.5  # a subtitle may end after a sentence once it is this long
+CLAUSE_S = 2.5  # ... or after a comma, semicolon or colon once it and the rest are this long
+_SENTENCE_END, _CLAUSE_END = (".", "?", "!"), (",", ";", ":")
+LINES_VERSION = 2  # bump when _split changes: the library re-transcribes records cut by an older one
 
 
 def _split(seg, duration: float) -> list[Subtitle]:
-    """A Whisper segment -> subtitles of at most ~MAX_SUBTITLE_S, cut after punctuation where possible,
-    timed by their words."""
+    """A Whisper segment -> subtitles of at most ~MAX_SUBTITLE_S, timed by their words, as a viewer
+    reads them: cut after a sentence (>= SENTENCE_S) or a clause (>= CLAUSE_S, with >= CLAUSE_S of the
+    segment left, so no short tail hangs off a sentence); a chunk that would pass MAX_SUBTITLE_S is cut
+    after its last punctuation (else before the word that does not fit)."""
     words = [w for w in (seg.words or []) if w.word.strip()]
     if not words:
         return [
             Subtitle(round(float(seg.start), 3), round(min(float(seg.end), duration), 3), seg.text.strip())
         ]
     out, cur = [], []
-    for w in words:
+    for j, w in enumerate(words):
+        while cur and w.end - cur[0].start > MAX_SUBTITLE_S:  # w would not fit: cut before it
+            stops = [i for i, x in enumerate(cur) if x.word.rstrip().endswith(_SENTENCE_END + _CLAUSE_END)]
+            cut = stops[-1] + 1 if stops else len(cur)
+            out.append(cur[:cut])
+            cur = cur[cut:]
         cur.append(w)
-        long = cur[-1].end - cur[0].start
-        if long >= MAX_SUBTITLE_S or (
-            long >= MAX_SUBTITLE_S / 2 and w.word.rstrip().endswith((".", "?", "!"))
+        long, end = cur[-1].end - cur[0].start, w.word.rstrip()
+        rest = words[-1].end - words[j + 1].start if j + 1 < len(words) else 0.0
+        if (long >= SENTENCE_S and end.endswith(_SENTENCE_END)) or (
+            long >= CLAUSE_S and rest >= CLAUSE_S and end.endswith(_CLAUSE_END)
         ):
             out.append(cur)
             cur = []

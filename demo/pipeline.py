@@ -70,6 +70,7 @@ def ingest(
     With a HERO checkpoint (options.checkpoint, else the shipped one) the record also stores HERO's
     states, so a later search or question costs only the query encoder and the heads.
     """
+    from demo.asr import LINES_VERSION
     from demo.engine import load_engine
     from demo.features import resolve_device
     from demo.perception.stage import FRAME_KINDS, resolve_kinds
@@ -100,8 +101,10 @@ def ingest(
         and old.frame_interval == options.interval
         and old.feature_encoder == options.frame_encoder
     )
+    lines = {"subtitle_lines": LINES_VERSION} if user_subs is None else {}  # how Whisper's text was cut
     same_subs = old is not None and (
-        old.subtitles_source == subs_source or (old.subtitles_source == "none" and user_subs is None)
+        (old.subtitles_source == subs_source and all(old.info.get(k) == v for k, v in lines.items()))
+        or (old.subtitles_source == "none" and user_subs is None)
     )
     have = set(old.info.get("track_kinds", [])) if same_frames else set()
     kept = [e for e in (tracks_from_json(old.info["tracks"]) if have else []) if e.kind in kinds]
@@ -215,7 +218,7 @@ def ingest(
         feature_encoder=options.frame_encoder,
         timings=timings,
         arrays=arrays,
-        info={"tracks": tracks_to_json(events), "track_kinds": sorted(kinds)},
+        info={"tracks": tracks_to_json(events), "track_kinds": sorted(kinds), **lines},
     )
     if engine is not None:
         t = time.perf_counter()

@@ -72,3 +72,28 @@ def test_long_segments_split_at_words():
     assert [s.text.split()[0] for s in subs] == ["w0", "w6"]  # cut after the sentence end past 4 s
     assert subs[0].end == 5.8 and subs[1].start == 6.0 and subs[-1].end == 13.5  # word times, clipped
     assert all(s.end - s.start <= 8.0 for s in subs)
+
+
+def test_subtitles_end_at_clauses_as_a_viewer_reads_them():
+    """Two verse lines in one Whisper segment (Whisper joined the LibriVox sonnet's lines so) become two
+    subtitles, cut at the comma; a run-on chunk is cut after its last punctuation before 8 s."""
+    from types import SimpleNamespace as NS
+
+    from demo.asr import _split
+
+    def seg(text, step=0.5):
+        ws = [NS(word=" " + t, start=i * step, end=i * step + 0.3) for i, t in enumerate(text.split())]
+        return NS(start=0.0, end=ws[-1].end, text=text, words=ws)
+
+    lines = _split(
+        seg("From fairest creatures we desire increase, That thereby beauty's rose might never die,"), 60
+    )
+    assert [s.text for s in lines] == [
+        "From fairest creatures we desire increase,",
+        "That thereby beauty's rose might never die,",
+    ]
+    assert lines[0].end == 2.8 and lines[1].start == 3.0
+    short = _split(seg("Here, at last, we are."), 60)  # clauses under 2.5 s stay together
+    assert [s.text for s in short] == ["Here, at last, we are."]
+    run_on = _split(seg("one two three; " + "word " * 30), 60)
+    assert run_on[0].text == "one two three;" and all(s.end - s.start <= 8.0 for s in run_on)

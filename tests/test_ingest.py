@@ -64,6 +64,34 @@ def test_reingest_is_a_cache_hit(sample_record, data_dir, monkeypatch):
     assert again.subtitles == sample_record.subtitles
 
 
+def test_subtitles_cut_by_an_older_splitter_are_redone(sample_record, tmp_path, monkeypatch):
+    """A record whose Whisper subtitles were cut by an older rule (no `subtitle_lines`, or another
+    version) is re-transcribed on ingest; its frames are reused."""
+    from dataclasses import replace
+
+    import demo.asr
+    import demo.features
+    from demo.asr import Transcript
+    from demo.subtitles import Subtitle
+
+    lib = Library(tmp_path / "lib")
+    info = {k: v for k, v in sample_record.info.items() if k != "subtitle_lines"}
+    lib.put(replace(sample_record, info=info))
+    calls = []
+
+    def transcribe(*a, **k):
+        calls.append(1)
+        return Transcript([Subtitle(0.5, 2.0, "Fresh lines.")], "en", 1.0)
+
+    monkeypatch.setattr(demo.asr, "transcribe", transcribe)
+    monkeypatch.setattr(demo.features, "load_frame_encoder", lambda *a, **k: pytest.fail("frames recomputed"))
+    again = ingest(SAMPLE, library=lib)
+    assert calls == [1] and [s.text for s in again.subtitles] == ["Fresh lines."]
+    assert again.info["subtitle_lines"] == demo.asr.LINES_VERSION
+    ingest(SAMPLE, library=lib)  # now current: a cache hit
+    assert calls == [1]
+
+
 def test_user_subtitles_replace_whisper_and_reuse_features(sample_record, data_dir, tmp_path, monkeypatch):
     import demo.asr
 
