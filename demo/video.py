@@ -6,8 +6,8 @@ and no frame timestamps (opencv's Megamind.avi) and grey frames on an H.264 file
 slices (imageio's cockatoo.mp4), where decoding in order is right; for sampling every 1.5 s it was as
 fast or faster on every file measured. decord reads the frame count and rate and gives random access
 for a few frames (thumbnails) where its seeks are right. Audio comes from PyAV too, so no system
-ffmpeg is needed. Frame i covers [i*dt, (i+1)*dt) and is
-sampled at its centre (i + 0.5) * dt, clamped to the last decodable frame.
+ffmpeg is needed. Frame i covers [i*dt, (i+1)*dt) and is sampled at its centre (i + 0.5) * dt,
+clamped to the last decodable frame.
 """
 
 from __future__ import annotations
@@ -110,10 +110,12 @@ def _seeks_correctly(vr) -> bool:
 class FramesInOrder:
     """Frames by video frame index from ONE forward pass of PyAV in presentation order.
 
-    Each `read` may ask for any indices at or after the previous read's lowest one (clips that overlap
-    their neighbour are fine); indices past the stream's end get its last frame. Use as a context
-    manager, or call `close`.
+    Each `read` may ask for any indices not yet decoded, and for those of the previous read within
+    KEEP frames of its highest (clips that overlap their neighbour); indices past the stream's end get
+    its last frame. Use as a context manager, or call `close`.
     """
+
+    KEEP = 64  # frames of the previous read kept for an overlapping next read (memory stays bounded)
 
     def __init__(self, path: str | Path):
         import av
@@ -149,7 +151,8 @@ class FramesInOrder:
                 raise ValueError("no frame could be decoded")
             last = self._last.to_ndarray(format="rgb24")
             got.update((i, last) for i in missing)
-        self._kept = got
+        high = max(got, default=-1)
+        self._kept = {i: f for i, f in got.items() if i > high - self.KEEP}
         return np.stack([got[i] for i in want.tolist()]) if len(want) else np.zeros((0, 0, 0, 3), np.uint8)
 
     def close(self) -> None:
