@@ -134,6 +134,22 @@ def device_label() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+TRACK_CHOICES = [
+    ("Objects", "object"),
+    ("Sounds", "sound"),
+    ("Screen text", "screen_text"),
+    ("Actions", "action"),
+]
+
+
+def default_tracks() -> tuple[str, ...]:
+    """The concept tracks ingest computes by default on this machine (demo.perception.stage)."""
+    from demo.features import resolve_device
+    from demo.perception.stage import resolve_kinds
+
+    return resolve_kinds(None, resolve_device("auto").type == "cuda")
+
+
 def plain(message: str) -> str:
     """A service's message as a user reads it: an upload named by its file name, not Gradio's temp path,
     and no errno codes."""
@@ -415,7 +431,8 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
 
     @gpu(duration=120)
     @user_errors
-    def on_ingest(video, subtitles, sess, progress=gr.Progress()):
+    def on_ingest(video, subtitles, sess, tracks=None, progress=gr.Progress()):
+        """tracks: the concept-track kinds to recognise (None: the defaults for this device; [] none)."""
         from demo.pipeline import IngestOptions, ingest
         from demo.video import probe
 
@@ -431,24 +448,28 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
             path,
             subtitles or None,
             library,
-            IngestOptions(device="auto", checkpoint=checkpoint),
+            IngestOptions(
+                device="auto",
+                checkpoint=checkpoint,
+                tracks=None if tracks is None else (tuple(tracks) or ("none",)),
+            ),
             progress=lambda f, stage: progress(f, desc=stage),
         )
         media(rec, lambda f: progress(f, desc="making a browser-playable copy"))
         return show(rec, new_session() | {"video_id": rec.video_id})
 
-    def on_subtitles(video, subtitles, sess, progress=gr.Progress()):
+    def on_subtitles(video, subtitles, sess, tracks=None, progress=gr.Progress()):
         """Subtitles added after the video: process the video again with them (no Whisper)."""
         if not video:
             gr.Info("Subtitles ready: now upload the video they belong to.")
             return (gr.skip(),) * len(show_outputs)
-        return on_ingest(video, subtitles, sess, progress)
+        return on_ingest(video, subtitles, sess, tracks, progress)
 
     def on_example(video, progress=gr.Progress()):
         """The sample through ingest, as plain values only (details, transcript, timeline, SRT, VTT):
         Gradio's example cache stores these once for all users; on_example_open adds the player and
         the session."""
-        return on_ingest(video, None, new_session(), progress)[1:6]
+        return on_ingest(video, None, new_session(), None, progress)[1:6]
 
     @user_errors
     def on_example_open(details, sess, progress=gr.Progress()):
@@ -457,7 +478,7 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
         vid = details.get("video_id") if isinstance(details, dict) else None
         rec = library.get(vid) if vid else None
         if rec is None:
-            return on_ingest(str(SAMPLE), None, sess, progress)
+            return on_ingest(str(SAMPLE), None, sess, None, progress)
         return show(rec, new_session() | {"video_id": rec.video_id})
 
     @gpu(duration=60)
@@ -681,6 +702,12 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
                     elem_id="subs-upload",
                     height=150,
                 )
+                tracks_in = gr.CheckboxGroup(
+                    choices=TRACK_CHOICES,
+                    value=list(default_tracks()),
+                    label="Recognise (timed tracks on the timeline, used by search and QA)",
+                    elem_id="tracks-pick",
+                )
                 ingest_btn = gr.Button("Process video", variant="primary", elem_id="ingest-btn")
                 gr.Markdown(
                     f"{', '.join(t[1:] for t in VIDEO_TYPES)} · up to {MAX_UPLOAD_MB:g} MB and "
@@ -813,7 +840,7 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
         ]
         heavy = {"concurrency_limit": GPU_CONCURRENCY, "concurrency_id": "gpu"}
         private = {"api_visibility": "private"}
-        ingest_args = ([video_in, subs_in, sess], show_outputs)
+        ingest_args = ([video_in, subs_in, sess, tracks_in], show_outputs)
         ingest_btn.click(on_ingest, *ingest_args, api_name="ingest", **heavy)
         video_in.upload(on_ingest, *ingest_args, **private, **heavy)
         subs_in.upload(on_subtitles, *ingest_args, **private, **heavy)

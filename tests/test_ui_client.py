@@ -113,6 +113,18 @@ def test_bad_uploads_are_one_line_errors(client, tmp_path):
         client.predict(handle_file(str(SAMPLE)), handle_file(str(bad_subs)), api_name="/ingest")
 
 
+def test_track_kinds_chosen_at_ingest(client, ingested):
+    """The "Recognise" choices reach ingest: sounds left out are gone from the video, and ticked again
+    they come back (the default, which an API call that leaves the choice out gets)."""
+    kinds = lambda out: {e["kind"] for e in out[1]["tracks"]}  # noqa: E731
+    assert {"object", "sound"} <= kinds(ingested)
+    only_objects = client.predict(handle_file(str(SAMPLE)), None, ["object"], api_name="/ingest")
+    assert kinds(only_objects) == {"object"}
+    assert client.predict(handle_file(str(SAMPLE)), None, [], api_name="/ingest")[1]["tracks"] == []
+    again = client.predict(handle_file(str(SAMPLE)), None, api_name="/ingest")
+    assert {"object", "sound"} <= kinds(again)
+
+
 def test_user_subtitles_then_remove_from_library(app_url, tmp_path, data_dir):
     from synthtv.mp4 import write_mp4
 
