@@ -24,7 +24,7 @@ from demo import views
 from demo.errors import InputError
 from demo.library import Library, VideoRecord
 from demo.subtitles import text_in_span, to_srt, to_vtt
-from demo.timeline import TIMELINE_CSS, format_span, render_timeline
+from demo.timeline import TIMELINE_CSS, TRACK_LANES, format_span, render_timeline
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,7 @@ def device_label() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-TRACK_CHOICES = [
-    ("Objects", "object"),
-    ("Sounds", "sound"),
-    ("Screen text", "screen_text"),
-    ("Actions", "action"),
-]
+TRACK_CHOICES = [(name, kind) for kind, name in TRACK_LANES.items()]  # the timeline's lane names
 
 
 def default_tracks() -> tuple[str, ...]:

@@ -211,10 +211,10 @@ def quantise_features(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fixture_splits(path: str | Path) -> dict[str, tuple[list[dict], list[np.ndarray]]]:
-    """The smoke fixture's {split: (records, float16 features per record)}. Two formats: fp16
-    ``{split}_features`` (N, D), or int8 features with per-row scales, lzma-compressed
-    (``{split}_features_xz`` bytes of the (N, D) int8 array, ``{split}_features_scale`` (N,),
-    ``{split}_features_shape``); written by ``training.recipe.write_smoke_fixture``."""
+    """The smoke fixture's {split: (records, float16 features per record)}: int8 features with per-row
+    scales, lzma-compressed (``{split}_features_xz`` bytes of the (N, D) int8 array,
+    ``{split}_features_scale`` (N,), ``{split}_features_shape``), as
+    ``training.recipe.write_smoke_fixture`` writes them."""
     import lzma
 
     z = np.load(path)
@@ -224,12 +224,9 @@ def fixture_splits(path: str | Path) -> dict[str, tuple[list[dict], list[np.ndar
             continue
         split = key[: -len("_records")]
         recs = json.loads(z[key].tobytes())
-        if f"{split}_features" in z.files:
-            flat = z[f"{split}_features"]
-        else:
-            n, dim = (int(x) for x in z[f"{split}_features_shape"])
-            q = np.frombuffer(lzma.decompress(z[f"{split}_features_xz"].tobytes()), np.int8).reshape(n, dim)
-            flat = (q * z[f"{split}_features_scale"][:, None]).astype(np.float16)
+        n, dim = (int(x) for x in z[f"{split}_features_shape"])
+        q = np.frombuffer(lzma.decompress(z[f"{split}_features_xz"].tobytes()), np.int8).reshape(n, dim)
+        flat = (q * z[f"{split}_features_scale"][:, None]).astype(np.float16)
         ends = np.cumsum([r["n_frames"] for r in recs])
         out[split] = (recs, [flat[e - r["n_frames"] : e] for r, e in zip(recs, ends)])
     return out
