@@ -81,6 +81,10 @@ class HeroConfig:
     # top-k ImageNet concept names are fed as an extra "[sep] names" text covering that frame only.
     minilm_word_embeddings: bool = False
     concept_tokens: int = 0
+    # QA: official TVQA feeds "[sep] q [sep] a" to the temporal layers as word embeddings only (and
+    # appends it to every subtitle). The app caches subtitles without the question, so with this set
+    # the candidates are first read by the cross-modal transformer as text alone (as VSM queries are).
+    qa_text_encoder: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -637,8 +641,13 @@ class HeroForVideoQA(HeroModel):
         c = self.v_encoder.c_encoder
         T = fused.shape[1]
         frames = c.embeddings(fused, position_ids)  # (N, T, H)
-        qa = self.v_encoder.f_encoder.embed_text(qa_ids).to(frames.dtype)  # (N, Lqa, H)
-        x = c.encoder(torch.cat([frames, qa], 1), torch.cat([frame_mask, qa_mask.to(frame_mask.dtype)], 1))
+        f = self.v_encoder.f_encoder
+        if self.config.qa_text_encoder:
+            qa = f.forward_text(qa_ids, qa_mask.to(frames.dtype)).to(frames.dtype)  # (N, Lqa, H)
+        else:
+            qa = f.embed_text(qa_ids).to(frames.dtype)  # (N, Lqa, H)
+        full_mask = torch.cat([frame_mask, qa_mask.to(frame_mask.dtype)], 1)
+        x = c.encoder(torch.cat([frames, qa], 1), full_mask)
         video = x[:, :T]  # (N, T, H)
         N, _, H = video.shape
         nv = N // num_candidates
@@ -646,9 +655,14 @@ class HeroForVideoQA(HeroModel):
         m = frame_mask.view(nv, -1, T).to(video.dtype)  # (Nv, C, T)
         # evidence: softmax over candidates for each frame (official st_ed_pool, dim=1)
         w_se = F.softmax(mask_logits(self.st_ed_pool(video), m[..., None]), dim=1)  # (Nv, C, T, 1)
-        w_qa = F.softmax(mask_logits(self.qa_pool(video), m[..., None]), dim=2)  # (Nv, C, T, 1)
         se_pooled = torch.einsum("vqlm,vqld->vlmd", w_se, video)[:, :, 0]  # (Nv, T, H)
-        qa_pooled = torch.einsum("vqlm,vqld->vqmd", w_qa, video)[:, :, 0]  # (Nv, C, H)
+        # answer: attention pool over the frames (official); with qa_text_encoder also over the
+        # candidate's own tokens, whose outputs read the video and differ by candidate from the start
+        pool, pm = (x, full_mask) if self.config.qa_text_encoder else (video, m)
+        pool = pool.reshape(nv, num_candidates, -1, H)
+        pm = pm.reshape(nv, num_candidates, -1).to(pool.dtype)
+        w_qa = F.softmax(mask_logits(self.qa_pool(pool), pm[..., None]), dim=2)  # (Nv, C, L, 1)
+        qa_pooled = torch.einsum("vqlm,vqld->vqmd", w_qa, pool)[:, :, 0]  # (Nv, C, H)
         se = self.st_ed_pred_head(se_pooled)  # (Nv, T, 2)
         st = mask_logits(se[..., 0], m[:, 0])
         ed = mask_logits(se[..., 1], m[:, 0])

@@ -41,6 +41,7 @@ def set_seed(seed: int) -> None:
 def app_config(smoke: bool = False, concept_tokens: int = 0) -> HeroConfig:
     cfg = hero_mini_config(head="app")
     cfg.minilm_word_embeddings = True
+    cfg.qa_text_encoder = True  # QA at chance without it (training/RESULTS.md, "QA memorisation")
     cfg.concept_tokens = concept_tokens
     cfg.max_clip_len = 100
     if smoke:
@@ -215,6 +216,31 @@ class StepBudget:
                 self.total = min(self.total, max(self.calib + 1, int(self.budget / per)))
             yield step
             step += 1
+
+
+class _StepInputs(torch.utils.data.Dataset):
+    def __init__(self, make, seed: int, n: int):
+        self.make, self.seed, self.n = make, seed, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, step: int):
+        return self.make(step, np.random.default_rng([self.seed, step]))
+
+
+def step_inputs(make, seed: int, max_steps: int, workers: int = 0):
+    """``make(step, rng)`` for step = 0, 1, ... in order, each with its own generator seeded by
+    (seed, step), so a run draws the same batches with or without workers. With ``workers`` > 0
+    the inputs are built ahead in forked worker processes while the GPU runs the previous steps."""
+    ds = _StepInputs(make, seed, max_steps)
+    if workers <= 0:
+        return (ds[i] for i in range(max_steps))
+    return iter(
+        torch.utils.data.DataLoader(
+            ds, batch_size=None, num_workers=workers, prefetch_factor=4, multiprocessing_context="fork"
+        )
+    )
 
 
 def progress(iterable, total: int, desc: str, enabled: bool = True):

@@ -20,7 +20,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,16 +31,25 @@ LW_ST_ED = 1.0
 HARD_NEG_FROM = 0.4  # fraction of steps after which hard negatives are used (official 2000 / 5000)
 
 
-def multitask_loss(model, eps: list[Episode], rng, device, variant="full", concepts=False, hard=False,
-                   tasks=("vcmr", "qa"), queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
-    """Both fine-tuning losses from one encoding of ``eps`` -> {"loss", "loss_st_ed", ...}."""
+def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=False, tasks=("vcmr", "qa"),
+                     queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
+    """The CPU inputs of one fine-tuning step over ``eps``."""
+    inp = {"batch": video_batch(eps, config, variant, concepts)}
+    if "vcmr" in tasks:
+        inp["query"] = query_batch(eps, queries_per_video, rng)
+    if "qa" in tasks and any(e.qa for e in eps):
+        inp["qa"] = qa_batch(eps, qa_per_video, rng)
+    return inp
+
+
+def multitask_forward(model, inp: dict, device, hard=False) -> dict:
+    """Both fine-tuning losses from one encoding of the batch -> {"loss", "loss_st_ed", ...}."""
     cfg = model.config
-    batch = video_batch(eps, cfg, variant, concepts).to(device)
-    frames = model.encode_frames(batch)  # fused, v_temp (B, T, H), mask (B, T)
+    frames = model.encode_frames(inp["batch"].to(device))  # fused, v_temp (B, T, H), mask (B, T)
     out: dict = {}
     total = 0.0
-    if "vcmr" in tasks:
-        ids, mask, vidx, tg = (x.to(device) for x in query_batch(eps, queries_per_video, rng))
+    if "query" in inp:
+        ids, mask, vidx, tg = (x.to(device) for x in inp["query"])
         qv = model.encode_query(ids, mask)  # (Q, H)
         vs = model.video_scores(qv, frames.v_temp, frames.mask)  # (Q, B)
         st, ed = model.span_logits(qv, frames.v_temp[vidx], frames.mask[vidx], cross=False)  # (Q, T)
@@ -53,20 +61,25 @@ def multitask_loss(model, eps: list[Episode], rng, device, variant="full", conce
         out.update(loss_st_ed=ce, loss_neg_ctx=neg_ctx, loss_neg_q=neg_q)
         out["acc_video"] = (vs.argmax(-1) == vidx).float().mean()
         total = total + LW_ST_ED * ce + cfg.lw_neg_ctx * neg_ctx + cfg.lw_neg_q * neg_q
-    if "qa" in tasks and any(e.qa for e in eps):
-        qvidx, qids, qmask, ans, spans = qa_batch(eps, qa_per_video, rng)
-        qvidx = qvidx.to(device)
+    if "qa" in inp:
+        qvidx, qids, qmask, ans, spans = (x.to(device) for x in inp["qa"])
         C = 5
         rows = qvidx.repeat_interleave(C)
         o = model.forward_qa(
-            frames.fused[rows], frames.mask[rows], qids.to(device), qmask.to(device), C,
-            targets=ans.to(device), ts_targets=spans.to(device),
-        )  # fmt: skip
+            frames.fused[rows], frames.mask[rows], qids, qmask, C, targets=ans, ts_targets=spans
+        )
         out.update(loss_qa=o.loss_qa, loss_span=o.loss_span)
-        out["acc_qa"] = (o.logits.argmax(-1).cpu() == ans).float().mean()
+        out["acc_qa"] = (o.logits.argmax(-1) == ans).float().mean()
         total = total + o.loss_qa + cfg.lw_qa_span * o.loss_span
     out["loss"] = total
     return out
+
+
+def multitask_loss(model, eps: list[Episode], rng, device, variant="full", concepts=False, hard=False,
+                   tasks=("vcmr", "qa"), queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
+    """Both fine-tuning losses from one encoding of ``eps`` -> {"loss", "loss_st_ed", ...}."""
+    inp = multitask_inputs(eps, rng, model.config, variant, concepts, tasks, queries_per_video, qa_per_video)
+    return multitask_forward(model, inp, device, hard)
 
 
 def finetune(
@@ -86,18 +99,24 @@ def finetune(
     budget_s: float | None = None,
     hard_from: float | None = HARD_NEG_FROM,
     qa_per_video: int = 3,
+    workers: int = 0,
 ):
     """Fine-tune in place; returns the log. ``hard_from``: fraction of the steps after which the
     VCMR ranking losses use hard negatives (None: never; with fewer in-batch negatives than the hard
     pool that only multiplies every negative's weight by ``hard_neg_weight``)."""
     device = torch.device(device)
-    rng = np.random.default_rng(seed)
     log = log or common.Log(None, "finetune")
     model.to(device).train()
+    cfg = model.config
+
+    def make(step, rng):
+        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+        return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video)
+
     opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
     sched = common.StepBudget(steps, budget_s)
     bar = common.progress(None, steps, "finetune", show_progress)
-    for step in sched:
+    for step, inp in zip(sched, common.step_inputs(make, seed, steps, workers)):
         bar.total = sched.total
         bar.update(1)
         if deadline is not None and time.time() > deadline:
@@ -105,11 +124,9 @@ def finetune(
             break
         steps = sched.total
         cur = common.set_lr(opt, lr, step, steps)
-        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
         with common.autocast(device):
             hard = hard_from is not None and step >= hard_from * steps
-            out = multitask_loss(model, eps, rng, device, variant, concepts, hard=hard, tasks=tasks,
-                                 qa_per_video=qa_per_video)  # fmt: skip
+            out = multitask_forward(model, inp, device, hard=hard)
         opt.zero_grad(set_to_none=True)
         out["loss"].float().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

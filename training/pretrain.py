@@ -107,35 +107,46 @@ def vsm_inputs(
     return i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long)
 
 
-def task_loss(
-    model, task: str, eps: list[Episode], rng, variant: str, concepts: bool, device, vsm_per_video: int = 2
-) -> dict:
-    """One pre-training task on one batch -> {"loss": tensor, **metrics}."""
-    batch = video_batch(eps, model.config, variant, concepts)
+def task_inputs(
+    task: str, eps: list[Episode], rng, config, variant: str, concepts: bool, vsm_per_video: int = 2
+) -> dict | None:
+    """One pre-training task's CPU inputs for one batch (None: nothing to learn from)."""
+    batch = video_batch(eps, config, variant, concepts)
     if task == "mlm":
         if batch.sub_input_ids.shape[0] == 0:
-            return {}
+            return None
         masked, labels = mlm_inputs(batch, rng)
-        batch = batch.to(device)
-        out = model.forward_mlm(batch, masked.to(device), labels.to(device))
-        acc = (out["logits"].argmax(-1) == labels[labels >= 0].to(device)).float().mean()
-        return {"loss": out["loss"], "acc": acc}
+        return {"batch": batch, "masked": masked, "labels": labels}
     if task == "mnce":
-        m = mfm_masks(batch, rng)
-        out = model.forward_mfm(batch.to(device), m.to(device), loss="nce")
-        return {"loss": out["loss"]}
+        return {"batch": batch, "masks": mfm_masks(batch, rng)}
     if task == "fom":
         orders, targets = fom_inputs(batch, rng)
-        out = model.forward_fom(batch.to(device), orders.to(device), targets.to(device))
-        sel = targets >= 0
-        acc = (out["logits"].argmax(-1).cpu()[sel] == targets[sel]).float().mean()
-        return {"loss": out["loss"], "acc": acc}
+        return {"batch": batch, "orders": orders, "targets": targets}
     if task == "vsm":
         q = vsm_inputs(eps, rng, per_video=vsm_per_video)
-        if q is None:
-            return {}
-        ids, mask, vidx, tg = (x.to(device) for x in q)
-        out = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)
+        return None if q is None else {"batch": batch, "query": q}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def task_forward(model, task: str, inp: dict, device) -> dict:
+    """One pre-training task on ``task_inputs``' output -> {"loss": tensor, **metrics}."""
+    batch = inp["batch"].to(device)
+    if task == "mlm":
+        labels = inp["labels"].to(device)
+        out = model.forward_mlm(batch, inp["masked"].to(device), labels)
+        acc = (out["logits"].argmax(-1) == labels[labels >= 0]).float().mean()
+        return {"loss": out["loss"], "acc": acc}
+    if task == "mnce":
+        return {"loss": model.forward_mfm(batch, inp["masks"].to(device), loss="nce")["loss"]}
+    if task == "fom":
+        targets = inp["targets"].to(device)
+        out = model.forward_fom(batch, inp["orders"].to(device), targets)
+        sel = targets >= 0
+        acc = (out["logits"].argmax(-1)[sel] == targets[sel]).float().mean()
+        return {"loss": out["loss"], "acc": acc}
+    if task == "vsm":
+        ids, mask, vidx, tg = (x.to(device) for x in inp["query"])
+        out = model.forward_vsm(batch, ids, mask, vidx, tg)
         acc = (out.video_scores.argmax(-1) == vidx).float().mean()
         return {"loss": out.loss_st_ed + out.loss_neg_ctx + out.loss_neg_q, "acc": acc}
     raise ValueError(f"unknown task {task!r}")
@@ -227,10 +238,12 @@ def pretrain(
     budget_s: float | None = None,
     new_lr_mul: float = 1.0,
     vsm_per_video: int = 2,
+    workers: int = 0,
 ):
     """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off);
     ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM;
-    ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos)."""
+    ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos);
+    ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -242,13 +255,19 @@ def pretrain(
         return log
     p = np.array([ratio[t] for t in tasks], float)
     p /= p.sum()
-    rng = np.random.default_rng(seed)
     log = log or common.Log(None, "pretrain")
     model.to(device).train()
+    cfg = model.config
+
+    def make(step, rng):
+        task = tasks[rng.choice(len(tasks), p=p)]
+        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+        return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
+
     opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul)
     sched = common.StepBudget(steps, budget_s)
     bar = common.progress(None, steps, "pretrain", show_progress)
-    for step in sched:
+    for step, (task, inp) in zip(sched, common.step_inputs(make, seed, steps, workers)):
         bar.total = sched.total
         bar.update(1)
         if deadline is not None and time.time() > deadline:
@@ -256,12 +275,10 @@ def pretrain(
             break
         steps = sched.total
         cur = common.set_lr(opt, lr, step, steps)
-        task = tasks[rng.choice(len(tasks), p=p)]
-        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
-        with common.autocast(device):
-            out = task_loss(model, task, eps, rng, variant, concepts, device, vsm_per_video)
-        if not out:
+        if inp is None:
             continue
+        with common.autocast(device):
+            out = task_forward(model, task, inp, device)
         opt.zero_grad(set_to_none=True)
         out["loss"].float().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -70,6 +70,7 @@ def run(a) -> dict:
         # the CPU side is small glue (batch building, copies): many OpenMP threads per process
         # spin against each other and the generator's workers (seen: 0.6 s/step on an H100)
         torch.set_num_threads(a.threads)
+    workers = a.workers if a.workers is not None else (4 if dev.type == "cuda" else 0)
     res: dict = {"name": a.name, "args": vars(a), "device": str(dev)}
 
     def save_res():
@@ -87,12 +88,13 @@ def run(a) -> dict:
     log_pt = common.Log(out, "pretrain")
     if not a.no_pretrain and ratio:
         pretrain(model, train, a.pretrain_steps, a.batch_size, a.lr_pretrain, ratio, a.variant, k > 0, dev,
-                 a.seed, deadline, log_pt, show_progress=a.progress, budget_s=a.pretrain_s)  # fmt: skip
+                 a.seed, deadline, log_pt, show_progress=a.progress, budget_s=a.pretrain_s,
+                 workers=workers)  # fmt: skip
         log_pt.save()
         res["pretrain_steps"] = len(log_pt.rows)
     log_ft = common.Log(out, "finetune")
     finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
-             log_ft, show_progress=a.progress, budget_s=a.finetune_s)  # fmt: skip
+             log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers)  # fmt: skip
     log_ft.save()
     res["finetune_steps"] = len(log_ft.rows)
     res["train_s"] = round(time.time() - t_start, 1)
@@ -422,6 +424,9 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=77)
     r.add_argument("--save", action="store_true")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads when training on CUDA")
+    r.add_argument(
+        "--workers", type=int, default=None, help="batch-building processes (default: 4 on CUDA, 0 on CPU)"
+    )
     r.add_argument("--no-progress", dest="progress", action="store_false")
     g = sub.add_parser("gpu")
     g.add_argument("--stage", choices=("main", "ablations"), default="main")
