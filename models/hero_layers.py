@@ -164,8 +164,9 @@ class BertSelfAttention(nn.Module):
             B, L = packing.B, packing.L
             kv = packing.unpack(fused_linear(self, "kv", x, self.key, self.value))  # (B*L, 2H)
             k, v = kv.view(B, L, 2, nh, H // nh).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, L, hd)
-            q = x.new_zeros(B * queries.Lq, H)
-            q[queries.index] = fused_linear(self, "q", x[queries.rows], self.query)  # (M, H)
+            qm = fused_linear(self, "q", x[queries.rows], self.query)  # (M, H); bf16 under autocast
+            q = qm.new_zeros(B * queries.Lq, H)
+            q[queries.index] = qm
             q = q.view(B, queries.Lq, nh, H // nh).transpose(1, 2)  # (B, nh, Lq, hd)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             return out.transpose(1, 2).reshape(B * queries.Lq, H)[queries.index]  # (M, H)
