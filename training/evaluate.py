@@ -44,10 +44,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "hero-m
 
 
 @torch.no_grad()
-def encode_all(model, eps: list[Episode], variant="full", concepts=False, batch_size=32):
+def encode_all(model, eps: list[Episode], variant="full", concepts=False, batch_size=32, show_progress=False):
     """Episodes -> list of VideoEncoding (v_temp, fused (n, H) float32 CPU)."""
     out = []
-    for s in range(0, len(eps), batch_size):
+    starts = range(0, len(eps), batch_size)
+    for s in common.progress(starts, len(starts), "encode", show_progress):
         videos = [video_inputs(e, variant, concepts) for e in eps[s : s + batch_size]]
         out += encode_videos(model, videos, max_sub_tokens=FLAT_MAX_TOKENS if variant == "flat" else 128)
     return out
@@ -61,15 +62,16 @@ def _iou(a0, a1, b0, b1) -> float:
 
 @torch.no_grad()
 def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | None = None,
-             device=None, tasks=("svmr", "vcmr", "qa"), q_chunk: int = 128) -> dict:  # fmt: skip
-    """Metrics of ``model`` on ``eps`` (see module docstring)."""
+             device=None, tasks=("svmr", "vcmr", "qa"), q_chunk: int = 128,
+             show_progress: bool = False) -> dict:  # fmt: skip
+    """Metrics of ``model`` on ``eps`` (see module docstring); progress bars on stderr if asked."""
     device = torch.device(device) if device else next(model.parameters()).device
     if concepts is None:
         concepts = model.config.concept_tokens > 0
     model.eval()
     fi = model.config.frame_interval
     t0 = time.perf_counter()
-    enc = encode_all(model, eps, variant, concepts)
+    enc = encode_all(model, eps, variant, concepts, show_progress=show_progress)
     res: dict = {"n_episodes": len(eps), "variant": variant, "concepts": bool(concepts)}
     qs = [(v, q) for v, e in enumerate(eps) for q in e.queries]
     if qs and ("svmr" in tasks or "vcmr" in tasks):
@@ -82,7 +84,8 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
             M[i, : len(x.v_temp)] = 1
         types = [q.type for _, q in qs]
         svmr, vcmr = [], []
-        for s in range(0, len(qs), q_chunk):
+        starts = range(0, len(qs), q_chunk)
+        for s in common.progress(starts, len(starts), "search", show_progress):
             chunk = qs[s : s + q_chunk]
             ids, mask = pad([q.ids for _, q in chunk])
             with common.autocast(device):
@@ -120,7 +123,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
     if items and "qa" in tasks:
         window = default_window(model.config)
         preds, ious = [], []
-        for v, e in enumerate(eps):
+        for v, e in common.progress(enumerate(eps), len(eps), "qa", show_progress):
             if not e.qa:
                 continue
             fused = enc[v].fused.to(device)
@@ -390,7 +393,7 @@ def main(argv=None) -> int:
         except ValueError as e:
             print(f"training.evaluate: {e}", file=sys.stderr)
             return 2
-        res = evaluate(model, eps, a.variant, tasks=tasks)
+        res = evaluate(model, eps, a.variant, tasks=tasks, show_progress=True)
     res["checkpoint"] = str(a.checkpoint)
     res["from_video"] = bool(a.from_video)
     if a.json:
