@@ -159,7 +159,10 @@ def _load(checkpoint: str, device: str) -> HeroEngine:
 
 def load_engine(checkpoint: str | Path | None = None, device: str = "auto") -> HeroEngine | None:
     """The engine for `checkpoint` (default: the shipped one), or None when no checkpoint is shipped
-    and none was asked for: the app then searches and answers with its transparent text matcher."""
+    and none was asked for, or `checkpoint` is "none": the app then searches and answers with its
+    transparent text matcher."""
+    if isinstance(checkpoint, str) and checkpoint.lower() == "none":
+        return None
     if checkpoint is None:
         if not (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
             return None

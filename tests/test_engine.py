@@ -68,3 +68,11 @@ def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
 def test_bad_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="cannot load the HERO checkpoint"):
         HeroEngine(tmp_path)
+
+
+def test_checkpoint_none_means_the_text_matcher(sample_record):
+    """`--checkpoint none` (or HEROVID_CHECKPOINT=none) turns HERO off even when one is shipped."""
+    from demo.engine import load_engine
+
+    assert load_engine("none") is None and load_engine("None") is None
+    assert search_moments(sample_record, "a person talking", engine=load_engine("none")).method == "text"
