@@ -54,6 +54,11 @@ def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
     assert res.method == "hero+text" and 1 <= len(res.moments) <= 5
     assert res.saliency.shape == (sample_record.n_frames,)
     assert all(0 <= m.start < m.end <= sample_record.meta.duration + 1e-6 for m in res.moments)
+    # HERO's own span band (official decoding: end - start >= 2 frames) unless the user bounds it
+    dt, dur = sample_record.frame_interval, sample_record.meta.duration
+    assert all(m.end - m.start >= 3 * dt - 1e-6 or m.end >= dur - 1e-6 for m in res.moments)
+    short = search_moments(sample_record, "a rocket", top_k=20, min_len=1.5, engine=engine)
+    assert any(m.end - m.start < 3 * dt - 1e-6 for m in short.moments)
     ans = answer_question(
         sample_record, "What is on the saucer?", ["a spoon", "a cat", "a rocket"], engine=engine
     )
