@@ -75,13 +75,6 @@ def multitask_forward(model, inp: dict, device, hard=False) -> dict:
     return out
 
 
-def multitask_loss(model, eps: list[Episode], rng, device, variant="full", concepts=False, hard=False,
-                   tasks=("vcmr", "qa"), queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
-    """Both fine-tuning losses from one encoding of ``eps`` -> {"loss", "loss_st_ed", ...}."""
-    inp = multitask_inputs(eps, rng, model.config, variant, concepts, tasks, queries_per_video, qa_per_video)
-    return multitask_forward(model, inp, device, hard)
-
-
 def finetune(
     model,
     train: list[Episode],

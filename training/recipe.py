@@ -203,9 +203,8 @@ def gpu(a) -> int:
     # one process per run: a single run is bound by its own step latency, not by the GPU, so runs
     # side by side come almost free. Ablations run at a smaller batch so that nine fit in the GPU's
     # memory (at 64, four of nine ran out; beside the generator, which holds ~15 GB, so did main)
-    small = {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
-    runs = MAIN_RUNS if a.stage == "main" else small
     ships = a.stage == "main"
+    runs = MAIN_RUNS if ships else {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
     left = a.limit_s - (time.time() - t0)
     eval_s = 75 if a.stage == "main" else 60
     train_s = left - eval_s - 25
