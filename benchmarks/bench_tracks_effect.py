@@ -359,11 +359,12 @@ def _cached_embed():
         text.embed = orig
 
 
-def score(record, queries: list[dict], variants: dict[str, tuple[str, ...]], video: str) -> list[Scored]:
+def score(record, queries: list[dict], variants: dict[str, tuple[str, ...]], video: str,
+          checkpoint: str | None = None) -> list[Scored]:  # fmt: skip
     from demo.engine import load_engine
     from demo.search import search_moments
 
-    engine = load_engine(None, "cpu")  # the shipped HERO checkpoint if any (none ships: the text matcher)
+    engine = load_engine(checkpoint, "cpu")  # default: the shipped HERO checkpoint; "none": the text matcher
     views = {name: without_tracks(record, keep) for name, keep in variants.items()}
     out = []
     with _cached_embed():
@@ -403,7 +404,8 @@ def _variants(kinds: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return v
 
 
-def run_synthtv(work: Path, count: int, max_duration: float, kinds: tuple[str, ...], gold_subs: bool = False):
+def run_synthtv(work: Path, count: int, max_duration: float, kinds: tuple[str, ...], gold_subs: bool = False,
+                checkpoint: str | None = None):  # fmt: skip
     from demo.subtitles import Subtitle, to_srt
 
     variants = _variants(kinds)
@@ -416,12 +418,12 @@ def run_synthtv(work: Path, count: int, max_duration: float, kinds: tuple[str, .
         t = time.perf_counter()
         record = ingest(path, work / "library", kinds, subs)
         timings.append(time.perf_counter() - t)
-        rows += score(record, rec["queries"], variants, rec["episode_id"])
+        rows += score(record, rec["queries"], variants, rec["episode_id"], checkpoint)
         print(f"{rec['episode_id']}: {rec['duration']} s, ingest {timings[-1]:.1f} s", file=sys.stderr)
     return rows, list(variants), timings
 
 
-def run_real(work: Path, media_dir: Path, kinds: tuple[str, ...]):
+def run_real(work: Path, media_dir: Path, kinds: tuple[str, ...], checkpoint: str | None = None):
     media = find_media(media_dir)
     variants = _variants(kinds)
     rows, timings = [], []
@@ -433,7 +435,7 @@ def run_real(work: Path, media_dir: Path, kinds: tuple[str, ...]):
         t = time.perf_counter()
         record = ingest(path, work / "library", kinds)
         timings.append(time.perf_counter() - t)
-        rows += score(record, queries, variants, name)
+        rows += score(record, queries, variants, name, checkpoint)
         print(f"{name}: {record.meta.duration:.1f} s, ingest {timings[-1]:.1f} s", file=sys.stderr)
     return rows, list(variants), timings
 
@@ -449,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="videos and the library (reused: a second run only searches)")  # fmt: skip
     p.add_argument("--actions", action="store_true", help="also the I3D action track (slow on a CPU)")
     p.add_argument("--json", type=Path, help="write every query's result here")
+    p.add_argument("--checkpoint", help="HERO checkpoint the search uses (default: the shipped one; "
+                   "'none': the text matcher alone)")  # fmt: skip
     a = p.parse_args(argv)
     if a.fetch_media:
         fetch_media(a.fetch_media)
@@ -456,13 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     kinds = TRACKS + (("action",) if a.actions else ())
     report = {}
     if a.synthtv:
-        rows, variants, timings = run_synthtv(a.work, a.synthtv, a.max_duration, kinds)
+        rows, variants, timings = run_synthtv(
+            a.work, a.synthtv, a.max_duration, kinds, checkpoint=a.checkpoint
+        )
         print(f"\nSynthTV with extras: {a.synthtv} episodes, ingest {np.mean(timings):.1f} s each; "
               "R1@0.5 / R1-centre\n")  # fmt: skip
         print(table(rows, variants, ["video", "sub", "both", "screen_text", "sound"]))
         report["synthtv"] = [r.__dict__ for r in rows]
     if a.real:
-        rows, variants, timings = run_real(a.work, a.real, kinds)
+        rows, variants, timings = run_real(a.work, a.real, kinds, a.checkpoint)
         print(f"\nReal footage: {len(timings)} compilations; R1@0.5 / R1-centre\n")
         print(table(rows, variants, ["visual", "sub"]))
         report["real"] = [r.__dict__ for r in rows]

@@ -29,7 +29,8 @@ class Answer:
     candidates: list[str]
     evidence: tuple[float, float]  # seconds
     candidates_source: str  # "user" | "proposed"
-    method: str  # "hero" | "text"
+    method: str  # "hero+text" | "text"
+    hero_weight: float | None = None  # HERO's share in `scores` (None: the text matcher alone)
 
     def to_dict(self) -> dict:
         return {
@@ -40,7 +41,7 @@ class Answer:
             "evidence": {"start": round(self.evidence[0], 3), "end": round(self.evidence[1], 3)},
             "candidates_source": self.candidates_source,
             "method": self.method,
-        }
+        } | ({} if self.hero_weight is None else {"hero_weight": round(self.hero_weight, 3)})
 
 
 # --- evidence units: what the text matcher and the proposer read ------------------------------------
@@ -122,18 +123,27 @@ def answer_question(
     if len(cands) == 1:
         cands = cands + ["none of these"]
     dt = record.frame_interval
+    raw, evidence = _text_answer(record, question, cands)
+    probs = torch.softmax(torch.tensor(raw) / 0.05, 0)  # cosine gaps are small: a sharp temperature
+    method, w = "text", None
     if engine is not None and engine.can_answer:
         from models.hero_api import answer_candidates
 
-        _, fused = engine.states(record)
+        v_temp, fused = engine.states(record)
         r = answer_candidates(engine.model, fused, engine.qa_token_ids(question, cands))
-        logits = r["scores"].float()
-        evidence = (r["st_idx"] * dt, min((r["ed_idx"] + 1) * dt, record.meta.duration))
-        method = "hero"
-    else:
-        raw, evidence = _text_answer(record, question, cands)
-        logits = torch.tensor(raw) / 0.05  # cosine gaps are small: a sharp temperature
-        method = "text"
-    probs = torch.softmax(logits, 0).tolist()
+        # HERO's share: all of it where its video score says it recognises the question in this video,
+        # none where it does not (as in search: demo.search.hero_weight); all of it without a VSM head
+        w = 1.0
+        if engine.can_search:
+            from demo.search import TEXT_WEIGHT, hero_weight
+            from models.hero_api import moment_logits
+
+            score = moment_logits(engine.model, engine.query_vectors([question]), v_temp)["video_scores"][0]
+            w = float(hero_weight(float(score))) / (1 - TEXT_WEIGHT)
+        probs = w * torch.softmax(r["scores"].float(), 0) + (1 - w) * probs
+        if w >= 0.5:
+            evidence = (r["st_idx"] * dt, min((r["ed_idx"] + 1) * dt, record.meta.duration))
+        method = "hero+text"
+    probs = probs.tolist()
     i = int(np.argmax(probs))
-    return Answer(cands[i], i, probs, cands, evidence, source, method)
+    return Answer(cands[i], i, probs, cands, evidence, source, method, w)

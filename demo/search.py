@@ -2,10 +2,13 @@
 
 Two scorers, fused: HERO's VSM head over the cached V_temp (start/end probabilities, spans as the
 official eval decodes them), and a transparent text matcher (MiniLM similarity of the query to each
-subtitle and to each frame's recognised concepts). Without a trained HERO checkpoint the text matcher
-runs alone, and the result says so (`method`). Across the library, faiss finds candidate videos first
-(HERO frame vectors and subtitle/concept vectors, their scores weighed as the moments' are; the
-subtitle/concept vectors alone without HERO), then each candidate's spans are scored as above.
+subtitle and to each frame's recognised concepts). HERO's share is gated by its own video score (the
+best query-frame cosine, VCMR's video score): where HERO does not recognise the query in a video (real
+footage unlike its procedural training data, a sound or a sign it never reads), the text matcher
+decides alone (`hero_weight`). Without a trained HERO checkpoint the text matcher runs alone, and the
+result says so (`method`). Across the library, faiss finds candidate videos first (HERO frame vectors
+and subtitle/concept vectors, their scores gated as the moments' are; the subtitle/concept vectors
+alone without HERO), then each candidate's spans are scored as above.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from demo.subtitles import align_to_frames, text_in_span
 
 log = logging.getLogger(__name__)
 
-TEXT_WEIGHT = 0.3  # share of the text matcher in fused scores when HERO is present
+TEXT_WEIGHT = 0.3  # least share of the text matcher in fused scores when HERO is present
+# HERO's video score (best query-frame cosine) below which it has no say, and from which it has its full
+# 1 - TEXT_WEIGHT. Measured (training/RESULTS.md, "Gated fusion"): on SynthTV the right video scores
+# 0.25-0.63, on real footage 0.12-0.28 whatever the query, on SynthTV's sounds and signs (which HERO
+# never reads) 0.08-0.32.
+HERO_GATE = (0.25, 0.45)
 MIN_LEN, MAX_LEN = 3.0, 24.0  # default span length bounds in seconds (HERO's 2..16 frames band, roughly)
 HERO_MIN_PRED_L = 2  # HERO's shortest span (end - start frame index) in the official decoding
 
@@ -55,6 +63,7 @@ class SearchResult:
             "method": self.method,
             "moments": [m.to_dict() for m in self.moments],
             "saliency": [round(float(x), 4) for x in self.saliency],
+            **self.extra,
         }
 
 
@@ -87,6 +96,22 @@ def text_saliency(record: VideoRecord, query: str) -> np.ndarray:
         sims = dict(zip(names, (embed(names) @ q).tolist()))
         sal = np.maximum(sal, np.array([max((sims[x] for x in c), default=0.0) for c in labels], np.float32))
     return np.clip(sal, 0.0, 1.0)
+
+
+def span_contrast(sal: np.ndarray, st: np.ndarray, ed: np.ndarray) -> np.ndarray:
+    """Mean saliency inside each span [st, ed) minus the mean outside it (how much the span stands out)."""
+    T = len(sal)
+    csum = np.concatenate([[0.0], np.cumsum(sal, dtype=np.float64)])
+    inside, n_in = csum[ed] - csum[st], ed - st
+    mean_out = np.where(n_in < T, (csum[T] - inside) / np.maximum(T - n_in, 1), 0.0)
+    return inside / np.maximum(n_in, 1) - mean_out
+
+
+def hero_weight(video_score):
+    """HERO's share in fused scores for its video score (scalar or array): 0 below HERO_GATE[0], the
+    full 1 - TEXT_WEIGHT from HERO_GATE[1], linear between."""
+    lo, hi = HERO_GATE
+    return (1 - TEXT_WEIGHT) * np.clip((np.asarray(video_score, np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 
 def spans_from_saliency(sal: np.ndarray, min_f: int, max_f: int, top_k: int, nms_thd: float = 0.5):
@@ -145,7 +170,6 @@ def search_moments(
     min_len: float | None = None,
     max_len: float | None = None,
     engine: HeroEngine | None = None,
-    text_weight: float = TEXT_WEIGHT,
 ) -> SearchResult:
     """Ranked moments of `record` for `query` (SVMR), plus the per-frame relevance curve."""
     query = query.strip()
@@ -156,16 +180,20 @@ def search_moments(
     dt = record.frame_interval
     lo, hi = _frames_bounds(record, min_len, max_len)
     tsal = text_saliency(record, query)
+    extra: dict = {}
     if engine is None or not engine.can_search:
         spans = spans_from_saliency(tsal, lo, hi, top_k)
         moments = [Moment(s * dt, e * dt, sc, record.video_id) for s, e, sc in spans]
         saliency, method = tsal, "text"
     else:
+        import torch
+
         from models.hero_api import moment_logits
-        from models.hero_heads import decode_moments
+        from models.hero_heads import decode_moments, nms
 
         v_temp, _ = engine.states(record)
         r = moment_logits(engine.model, engine.query_vectors([query]), v_temp)
+        w = float(hero_weight(float(r["video_scores"][0])))
         # HERO decodes in its own band unless the user bounds the length: the official 2..16 frame
         # offsets it was trained and evaluated with (allowing 1 cost SVMR R1@0.5 0.385 -> 0.26 on the
         # --from-video episodes, training/RESULTS.md)
@@ -173,39 +201,40 @@ def search_moments(
             r["st_logits"][0], r["ed_logits"][0], dt,
             min_pred_l=HERO_MIN_PRED_L if min_len is None else lo - 1, max_pred_l=hi, top_k=max(50, top_k),
         )  # fmt: skip
-        hsal = _minmax(r["saliency"][0].numpy())
-        saliency = (1 - text_weight) * hsal + text_weight * tsal
         best = max((m["score"] for m in cand), default=1.0) or 1.0
-        moments = []
-        for m in cand:
-            text_score = float(tsal[m["st_idx"] : m["ed_idx"] + 1].mean())
-            score = (1 - text_weight) * m["score"] / best + text_weight * text_score
-            moments.append(Moment(m["start"], m["end"], score, record.video_id))
-        moments.sort(key=lambda m: -m.score)
-        moments = moments[:top_k]
+        spans = {(m["st_idx"], m["ed_idx"] + 1): m["score"] / best for m in cand}
+        for st, ed, _ in spans_from_saliency(tsal, lo, hi, max(50, top_k)):  # the text matcher's own spans
+            spans.setdefault((st, ed), 0.0)
+        se = np.array(list(spans), np.int64).reshape(-1, 2)
+        fused = w * np.array(list(spans.values())) + (1 - w) * span_contrast(tsal, se[:, 0], se[:, 1])
+        keep = nms(torch.from_numpy(se), torch.from_numpy(fused), 0.5, top_k).tolist()
+        moments = [Moment(float(se[k, 0] * dt), float(se[k, 1] * dt), float(fused[k]), record.video_id)
+                   for k in keep]  # fmt: skip
+        saliency = w * _minmax(r["saliency"][0].numpy()) + (1 - w) * tsal
+        extra = {"hero_weight": round(w, 3)}
         method = "hero+text"
     dur = record.meta.duration
     for m in moments:
         m.end = min(m.end, max(dur, m.start + dt))
         m.text = text_in_span(record.subtitles, m.start, m.end)
-    return SearchResult(record.video_id, query, moments, saliency.astype(np.float32), method)
+    return SearchResult(record.video_id, query, moments, saliency.astype(np.float32), method, extra)
 
 
 # --- the library --------------------------------------------------------------------------------------
 # First stage: which videos. A single stage turns a video into rows of unit vectors and a query into one
 # unit vector; a video's score is its best row (a faiss inner-product index over all rows). "hero+text"
-# weighs HERO's and the text matcher's video scores as moments are weighed (TEXT_WEIGHT). Measured on
+# weighs HERO's and the text matcher's video scores as moments are weighed (`fuse_first_stage`). Measured on
 # SynthTV by training/compare_video_retrieval.py (training/CAPTION_RESULTS.md): hero+text > text ~ hero
 # >> coot, so the app uses hero+text with a HERO checkpoint and text without one; the COOT stages stay
 # selectable for that measurement.
 FIRST_STAGES = {
     "text": "MiniLM: the query vs each subtitle and each frame's recognised concepts",
     "hero": "HERO: the query vector vs each frame of V_temp (VCMR's max-over-frames video score)",
-    "hero+text": "(1 - TEXT_WEIGHT) * the hero score + TEXT_WEIGHT * the text score",
+    "hero+text": "w * the hero score + (1 - w) * the text score, w = hero_weight(the hero score)",
     "coot": "COOT: the query as a one-sentence paragraph vs the video embedding",
     "coot-clips": "COOT: the query's sentence embedding vs each proposed clip's embedding",
 }
-FUSED = {"hero+text": (("hero", 1 - TEXT_WEIGHT), ("text", TEXT_WEIGHT))}
+FUSED = {"hero+text": ("hero", "text")}
 
 
 def default_first_stage(engine: HeroEngine | None) -> str:
@@ -311,12 +340,11 @@ def best_rows(index, owners: list[str], q: np.ndarray, n_rows: int) -> dict[str,
     return best
 
 
-def fuse_scores(parts: list[tuple[dict[str, float], float]]) -> dict[str, float]:
-    """Weighted sum of per-video scores [(scores, weight)]; a video missing from one part's best rows gets
-    that part's lowest retrieved score (an upper bound of its own)."""
-    vids = {v for scores, _ in parts for v in scores}
-    floor = [min(scores.values(), default=0.0) for scores, _ in parts]
-    return {v: sum(w * sc.get(v, f) for (sc, w), f in zip(parts, floor)) for v in vids}
+def fuse_first_stage(hero, text):
+    """The "hero+text" video scores from the hero and text ones (scalars or arrays): HERO's share gated by its
+    own score (`hero_weight`), as in the moments' fusion."""
+    w = hero_weight(hero)
+    return w * np.asarray(hero) + (1 - w) * np.asarray(text)
 
 
 def rank_videos(
@@ -331,10 +359,15 @@ def rank_videos(
     _check_stage(stage, engine)
     n_rows = 50 * candidates  # enough rows that `candidates` distinct videos appear among them
     parts = []
-    for part, weight in FUSED.get(stage, ((stage, 1.0),)):
+    for part in FUSED.get(stage, (stage,)):
         index, owners = library_index(library, records, engine, part)
-        parts.append((best_rows(index, owners, query_rows([query], part, engine)[0], n_rows), weight))
-    scores = fuse_scores(parts) if len(parts) > 1 else parts[0][0]
+        parts.append(best_rows(index, owners, query_rows([query], part, engine)[0], n_rows))
+    if len(parts) == 1:
+        scores = parts[0]
+    else:  # a video missing from one part's best rows gets that part's lowest retrieved score (its bound)
+        vids = sorted({v for p in parts for v in p})
+        hero, text = (np.array([p.get(v, min(p.values(), default=0.0)) for v in vids]) for p in parts)
+        scores = dict(zip(vids, fuse_first_stage(hero, text).tolist()))
     return sorted(scores.items(), key=lambda kv: -kv[1])[:candidates]
 
 

@@ -95,8 +95,9 @@ class Hero:
             return f"a text matcher (no HERO checkpoint: set {CHECKPOINT_ENV} or --checkpoint)"
         return f"HERO ({self.name})"
 
-    def note(self, task: str, method: str | None) -> str:
-        """A plain line saying which model made a result (the services report `method`)."""
+    def note(self, task: str, method: str | None, hero_weight: float | None = None) -> str:
+        """A plain line saying which model made a result (the services report `method`, and HERO's
+        share where it was fused with the text matcher)."""
         if not method:
             return ""
         why = (
@@ -104,10 +105,14 @@ class Hero:
             if self.engine is None
             else f"the HERO checkpoint {self.name} has no {'search' if task == 'search' else 'QA'} head"
         )
-        if (task, method) == ("search", "hero+text"):
-            text = f"Ranked by HERO ({self.name}), fused with subtitle and concept matching."
-        elif (task, method) == ("qa", "hero"):
-            text = f"Answered by HERO's QA head ({self.name})."
+        if method == "hero+text":
+            verb = "Ranked by HERO" if task == "search" else "Answered by HERO's QA head"
+            text = f"{verb} ({self.name}), fused with subtitle and concept matching"
+            if hero_weight is not None:
+                text += f"; HERO's share {hero_weight:.0%}"
+                if hero_weight == 0:
+                    text += " (it does not recognise this query in this video)"
+            text += "."
         elif method == "text":
             verb = "Ranked" if task == "search" else "Answered"
             text = f"{verb} by a text matcher over the subtitles and recognised concepts: {why}."
@@ -516,9 +521,11 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
             "moments": items,
             "saliency": saliency,
             "method": res.method,
+            **res.extra,
         }
         return (
-            hero.note("search", res.method) + views.moments_html(moments, thumbs, texts, query),
+            hero.note("search", res.method, res.extra.get("hero_weight"))
+            + views.moments_html(moments, thumbs, texts, query),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.search.json", json.dumps(payload, indent=1)),
@@ -551,10 +558,10 @@ def build_app(data_dir: str | Path | None = None, checkpoint: str | None = None)
             "evidence": {"start": s, "end": e},
             "candidates_source": ans.candidates_source,
             "method": ans.method,
-        }
+        } | ({} if ans.hero_weight is None else {"hero_weight": ans.hero_weight})
         sess = sess | {"evidence": (s, e)}
         return (
-            views.answer_html(ans) + hero.note("qa", ans.method),
+            views.answer_html(ans) + hero.note("qa", ans.method, ans.hero_weight),
             timeline(rec, sess),
             payload,
             exports.write(f"{Path(rec.source_name).stem}.qa.json", json.dumps(payload, indent=1)),

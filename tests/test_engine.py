@@ -62,12 +62,38 @@ def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
     ans = answer_question(
         sample_record, "What is on the saucer?", ["a spoon", "a cat", "a rocket"], engine=engine
     )
-    assert ans.method == "hero" and sum(ans.scores) == pytest.approx(1.0)
+    assert ans.method == "hero+text" and 0 <= ans.hero_weight <= 1 and sum(ans.scores) == pytest.approx(1.0)
     assert 0 <= ans.evidence[0] < ans.evidence[1] <= sample_record.meta.duration + 1e-6
     lib = Library(tmp_path / "lib")
     ingest(SAMPLE, library=lib, options=IngestOptions(checkpoint=ckpts[0], tracks=()))
     moments = search_library(lib, "a rocket", engine=engine)
     assert moments and (lib.root / "index" / f"hero-{engine.key}.faiss").is_file()
+
+
+def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ckpts, monkeypatch):
+    """The gate on HERO's own video score: below it, search and QA give what the text matcher gives
+    (real footage, sounds, signs: HERO never saw them); above it, HERO's ranking counts."""
+    import demo.search as search
+
+    # the library's first stage: a video HERO scores low keeps its text score
+    assert search.fuse_first_stage(np.array([0.1, 0.9]), np.array([0.5, 0.5])) == pytest.approx(
+        [0.5, 0.7 * 0.9 + 0.3 * 0.5]
+    )
+    engine = HeroEngine(ckpts[0])
+    query, question, cands = "a rocket", "What is on the saucer?", ["a spoon", "a cat", "a rocket"]
+    text = search_moments(sample_record, query, top_k=3)
+    text_answer = answer_question(sample_record, question, cands)
+    monkeypatch.setattr(search, "HERO_GATE", (2.0, 3.0))  # a cosine never reaches it: HERO has no say
+    off = search_moments(sample_record, query, top_k=3, engine=engine)
+    assert off.method == "hero+text" and off.extra["hero_weight"] == 0
+    assert [(m.start, m.end) for m in off.moments[:1]] == [(m.start, m.end) for m in text.moments[:1]]
+    np.testing.assert_allclose(off.saliency, text.saliency, atol=1e-6)
+    ans = answer_question(sample_record, question, cands, engine=engine)
+    assert ans.hero_weight == 0 and ans.scores == pytest.approx(text_answer.scores, abs=1e-6)
+    monkeypatch.setattr(search, "HERO_GATE", (-2.0, -1.0))  # always past it: HERO's full share
+    on = search_moments(sample_record, query, top_k=3, engine=engine)
+    assert on.extra["hero_weight"] == pytest.approx(1 - search.TEXT_WEIGHT)
+    assert answer_question(sample_record, question, cands, engine=engine).hero_weight == 1
 
 
 def test_bad_checkpoint_is_one_clear_error(tmp_path):

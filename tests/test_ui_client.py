@@ -185,7 +185,7 @@ def test_ask_with_candidates_and_proposed(client, ingested):
     assert abs(sum(payload["scores"]) - 1) < 1e-3
     assert payload["evidence"]["start"] < payload["evidence"]["end"]
     assert "tl-evidence" in timeline and "Jump to the evidence" in answer
-    assert payload["method"] == ("hero" if hero_shipped() else "text")
+    assert payload["method"] == ("hero+text" if hero_shipped() else "text")
     assert ("HERO's QA head" if hero_shipped() else "no HERO checkpoint is loaded") in html.unescape(answer)
     _, _, proposed, _ = client.predict("What animal looks at the camera?", "", api_name="/ask")
     assert proposed["candidates_source"] == "proposed" and len(proposed["candidates"]) >= 2

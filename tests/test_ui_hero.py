@@ -32,7 +32,7 @@ def test_search_ask_and_library_search_through_hero(client):
     assert f"Ranked by HERO ({client.checkpoint})" in moments
 
     answer, _, qa, _ = client.predict("What animal is shown?", "a dog\na cat\na horse", api_name="/ask")
-    assert qa["method"] == "hero" and len(qa["scores"]) == 3
+    assert qa["method"] == "hero+text" and len(qa["scores"]) == 3
     assert f"Answered by HERO's QA head ({client.checkpoint})" in html.unescape(answer)
 
     results, lib = client.predict("a cup of coffee", 5, api_name="/library_search")

@@ -88,11 +88,13 @@ def first_stage_scores(
 ) -> np.ndarray:
     """(Q, V) first-stage video scores: per video, the best row's cosine; fused stages weigh their parts
     (= demo.search.rank_videos over every row)."""
-    from demo.search import FUSED, query_rows, video_rows
+    from demo.search import FUSED, fuse_first_stage, query_rows, video_rows
 
     cache = {} if cache is None else cache
     if stage in FUSED:
-        return sum(w * first_stage_scores(records, texts, part, engine, cache) for part, w in FUSED[stage])
+        return fuse_first_stage(
+            *(first_stage_scores(records, texts, part, engine, cache) for part in FUSED[stage])
+        )
     if stage not in cache:
         q = query_rows(texts, stage, engine)  # (Q, d)
         cache[stage] = np.stack([(q @ video_rows(r, stage, engine).T).max(1) for r in records], axis=1)
