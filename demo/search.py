@@ -340,11 +340,13 @@ def best_rows(index, owners: list[str], q: np.ndarray, n_rows: int) -> dict[str,
     return best
 
 
-def fuse_first_stage(hero, text):
-    """The "hero+text" video scores from the hero and text ones (scalars or arrays): HERO's share gated by its
-    own score (`hero_weight`), as in the moments' fusion."""
-    w = hero_weight(hero)
-    return w * np.asarray(hero) + (1 - w) * np.asarray(text)
+def fuse_first_stage(hero: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """The "hero+text" video scores from the hero and text ones, (..., videos) each: one HERO share per
+    query (`hero_weight` of its best video's hero score, as in the moments' fusion), so that every
+    video of a query is weighed alike and their scores stay comparable."""
+    hero, text = np.asarray(hero, np.float64), np.asarray(text, np.float64)
+    w = hero_weight(hero.max(axis=-1, keepdims=True, initial=-1.0))
+    return w * hero + (1 - w) * text
 
 
 def rank_videos(

@@ -75,9 +75,10 @@ def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ck
     (real footage, sounds, signs: HERO never saw them); above it, HERO's ranking counts."""
     import demo.search as search
 
-    # the library's first stage: a video HERO scores low keeps its text score
+    # the library's first stage: one share per query, from HERO's best video
+    assert search.fuse_first_stage(np.array([0.1, 0.2]), np.array([0.5, 0.4])) == pytest.approx([0.5, 0.4])
     assert search.fuse_first_stage(np.array([0.1, 0.9]), np.array([0.5, 0.5])) == pytest.approx(
-        [0.5, 0.7 * 0.9 + 0.3 * 0.5]
+        [0.7 * 0.1 + 0.3 * 0.5, 0.7 * 0.9 + 0.3 * 0.5]
     )
     engine = HeroEngine(ckpts[0])
     query, question, cands = "a rocket", "What is on the saucer?", ["a spoon", "a cat", "a rocket"]
