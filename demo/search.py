@@ -224,9 +224,9 @@ def search_moments(
 # First stage: which videos. A single stage turns a video into rows of unit vectors and a query into one
 # unit vector; a video's score is its best row (a faiss inner-product index over all rows). "hero+text"
 # weighs HERO's and the text matcher's video scores as moments are weighed (`fuse_first_stage`). Measured on
-# SynthTV by training/compare_video_retrieval.py (training/CAPTION_RESULTS.md): hero+text > text ~ hero
-# >> coot, so the app uses hero+text with a HERO checkpoint and text without one; the COOT stages stay
-# selectable for that measurement.
+# SynthTV by training/compare_video_retrieval.py (README, "Library search"): hero+text ~ hero > text >>
+# coot, and on real footage only the text side knows anything, so the app uses hero+text with a HERO
+# checkpoint and text without one; the COOT stages stay selectable for that measurement.
 FIRST_STAGES = {
     "text": "MiniLM: the query vs each subtitle and each frame's recognised concepts",
     "hero": "HERO: the query vector vs each frame of V_temp (VCMR's max-over-frames video score)",
