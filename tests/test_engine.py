@@ -72,7 +72,7 @@ def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
 
 def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ckpts, monkeypatch):
     """The gate on HERO's own video score: below it, search and QA give what the text matcher gives
-    (real footage, sounds, signs: HERO never saw them); above it, HERO's ranking counts."""
+    (real footage, sounds, signs: HERO never saw them); past it, HERO takes its full share."""
     import demo.search as search
 
     # the library's first stage: one share per query, from HERO's best video

@@ -2,6 +2,7 @@
 SynthTV episodes it never saw (the smoke fixture's val split: 32 episodes, 255 queries)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from training.baselines import MiniLM, retrieval_baselines
 from training.data import fixture_splits, load_fixture
 from training.evaluate import evaluate
 
-FIXTURE = "tests/data/synthtv_smoke.npz"
+FIXTURE = Path(__file__).parent / "data" / "synthtv_smoke.npz"
 
 
 def test_shipped_checkpoint_is_the_default_and_fits():
