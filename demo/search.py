@@ -116,25 +116,19 @@ def hero_weight(video_score):
 
 def spans_from_saliency(sal: np.ndarray, min_f: int, max_f: int, top_k: int, nms_thd: float = 0.5):
     """Spans that stand out from the rest of the video: rank spans of min_f..max_f frames by mean
-    saliency inside minus mean outside (prefix sums, all spans at once), NMS, top_k.
+    saliency inside minus mean outside (`span_contrast`, all spans at once), NMS, top_k.
     Returns [(st, ed_exclusive, mean saliency inside)]."""
     T = len(sal)
     if T == 0:
         return []
     max_f, min_f = min(max_f, T), min(max(1, min_f), T)
-    csum = np.concatenate([[0.0], np.cumsum(sal, dtype=np.float64)])
-    st = np.arange(T)[:, None]
     ln = np.arange(min_f, max_f + 1)[None, :]
+    st = np.broadcast_to(np.arange(T)[:, None], (T, ln.shape[1]))
     ed = np.minimum(st + ln, T)  # (T, L) exclusive ends
-    valid = (st + ln) <= T
-    inside = csum[ed] - csum[st]
-    n_in = ed - st
-    mean_in = inside / n_in
-    mean_out = np.where(n_in < T, (csum[T] - inside) / np.maximum(T - n_in, 1), 0.0)
-    gain = np.where(valid, mean_in - mean_out, -np.inf).ravel()
+    gain = np.where(st + ln <= T, span_contrast(sal, st, ed), -np.inf).ravel()
     cand = np.flatnonzero(np.isfinite(gain))
     cand = cand[np.argsort(-gain[cand], kind="stable")[:200]]
-    s_i, e_i = np.broadcast_to(st, ed.shape).ravel()[cand], ed.ravel()[cand]
+    s_i, e_i = st.ravel()[cand], ed.ravel()[cand]
     # Text saliency is flat inside a subtitle, so every sub-span of a relevant one scores alike: suppress
     # spans mostly inside a better one (intersection over the shorter span), not only by IoU.
     inter = np.clip(np.minimum(e_i[:, None], e_i[None]) - np.maximum(s_i[:, None], s_i[None]), 0, None)
@@ -145,7 +139,7 @@ def spans_from_saliency(sal: np.ndarray, min_f: int, max_f: int, top_k: int, nms
             keep.append(i)
             if len(keep) == top_k:
                 break
-    return [(int(s_i[k]), int(e_i[k]), float(mean_in.ravel()[cand[k]])) for k in keep]
+    return [(int(s_i[k]), int(e_i[k]), float(sal[s_i[k] : e_i[k]].mean(dtype=np.float64))) for k in keep]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

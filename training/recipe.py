@@ -206,12 +206,12 @@ def gpu(a) -> int:
     ships = a.stage == "main"
     runs = MAIN_RUNS if ships else {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
     left = a.limit_s - (time.time() - t0)
-    eval_s = 75 if a.stage == "main" else 60
+    eval_s = 75 if ships else 60
     train_s = left - eval_s - 25
     pt_s, ft_s = (0.4 * train_s, 0.6 * train_s)
     procs = {}
     for name, spec in runs.items():
-        cmd = _run_cmd(name, spec, work, runs_dir, pt_s, ft_s, left - 10, save=ships and name in MAIN_RUNS)
+        cmd = _run_cmd(name, spec, work, runs_dir, pt_s, ft_s, left - 10, save=ships)
         if a.dry:  # plumbing check on a CPU: reduced model, 2 steps each
             cmd += [
                 "--smoke",
