@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from training import common
-from training.data import frame_span, load_fixture, video_batch, video_inputs
+from training.data import crop, frame_span, load_fixture, random_window, video_batch, video_inputs
 from training.pretrain import fom_inputs, mfm_masks, mlm_inputs
 
 from .conftest import ROOT
@@ -51,6 +51,41 @@ def test_input_variants(data):
     assert len(s) == 1 and s[0][1] == list(range(ep.n))
     _, s = video_inputs(ep, "full", concepts=True)
     assert len(s) == len(ep.subs) + ep.n and s[-1][1] == [ep.n - 1]
+
+
+def test_pretraining_windows(data):
+    """A window is the video's frames [start, start + length) with every subtitle that covers one of
+    them, re-indexed to the window; nothing outside it leaks in."""
+    ep = data["train"][0]
+    w = crop(ep, 10, 20)
+    assert w.n == 20 and np.array_equal(w.feats, ep.feats[10:30]) and w.concepts == ep.concepts[10:30]
+    inside = [
+        (ids, [f - 10 for f in fr if 10 <= f < 30]) for ids, fr in ep.subs if any(10 <= f < 30 for f in fr)
+    ]
+    assert w.subs == inside and all(0 <= f < 20 for _, fr in w.subs for f in fr)
+    assert crop(ep, ep.n - 5, 20).n == 5  # clipped at the video's end
+    with pytest.raises(ValueError, match="outside"):
+        crop(ep, ep.n, 4)
+    rng = np.random.default_rng(0)
+    lens, starts = zip(*((r.n, int(np.flatnonzero((ep.feats == r.feats[0]).all(1))[0]))
+                         for r in (random_window(ep, rng, 0.5) for _ in range(200))))  # fmt: skip
+    assert min(lens) >= np.ceil(0.5 * ep.n) and max(lens) == ep.n
+    assert min(starts) == 0 and max(starts) > ep.n // 4  # offsets vary: positions are not fixed
+
+
+def test_optimizer_learning_rate_groups():
+    """MiniLM weights at the base lr, new parameters x new_lr_mul, the frame embedders x frame_lr_mul."""
+    model = common.build_app_model(common.app_config(smoke=True), init_minilm=False)
+    opt = common.make_optimizer(model, 1e-4, new_lr_mul=10.0, frame_lr_mul=1.0)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["v_encoder.f_encoder.encoder.layer.0.attention.self.query.weight"])] == 1e-4
+    assert lr_of[id(named["v_encoder.frame_transform.net.1.weight"])] == 1e-4
+    assert lr_of[id(named["v_encoder.c_encoder.encoder.layer.0.attention.self.query.weight"])] == 1e-3
+    assert lr_of[id(named["v_encoder.fom_output.linear_2.weight"])] == 1e-3
+    default = common.make_optimizer(model, 1e-4, new_lr_mul=10.0)  # frame embedders follow new_lr_mul
+    assert {g["lr"] for g in default.param_groups} == {1e-4, 1e-3}
+    assert len(lr_of) == sum(p.requires_grad for p in model.parameters())
 
 
 def test_pretraining_task_inputs(data):

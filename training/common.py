@@ -30,6 +30,12 @@ MINILM_PREFIXES = (
     "v_encoder.f_encoder.embeddings.",
     "v_encoder.f_encoder.pooler.",
 )
+# the new parameters that embed frames for the cross-modal and the temporal transformer
+FRAME_PREFIXES = (
+    "v_encoder.frame_transform.",
+    "v_encoder.f_encoder.img_embeddings.",
+    "v_encoder.mask_embedding.",
+)
 
 
 def set_seed(seed: int) -> None:
@@ -76,10 +82,12 @@ def make_optimizer(
     weight_decay: float = 0.01,
     head_lr_mul: float = 1.0,
     new_lr_mul: float = 1.0,
+    frame_lr_mul: float | None = None,
 ):
     """AdamW (official betas 0.9/0.98, wd 0.01; no decay on biases/LayerNorm); QA heads x head_lr_mul;
-    parameters not initialised from MiniLM (frame embedder, temporal transformer, other heads) x
-    new_lr_mul (pre-training from the MiniLM init)."""
+    parameters not initialised from MiniLM (temporal transformer, query encoder, other heads) x
+    new_lr_mul (pre-training from the MiniLM init); the frame embedders x frame_lr_mul (None: as
+    new_lr_mul; a frame embedder moving at 10x keeps FOM at chance, training/RESULTS.md "FOM")."""
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -87,8 +95,12 @@ def make_optimizer(
         decay = 0.0 if (p.ndim < 2 or "LayerNorm" in name) else weight_decay
         if name.startswith(QA_HEAD_PREFIXES):
             mul = head_lr_mul
+        elif name.startswith(MINILM_PREFIXES):
+            mul = 1.0
+        elif name.startswith(FRAME_PREFIXES) and frame_lr_mul is not None:
+            mul = frame_lr_mul
         else:
-            mul = 1.0 if name.startswith(MINILM_PREFIXES) else new_lr_mul
+            mul = new_lr_mul
         groups.setdefault((decay, mul), []).append(p)
     params = [{"params": ps, "weight_decay": d, "lr": lr * m, "lr_mul": m} for (d, m), ps in groups.items()]
     return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98))

@@ -241,6 +241,30 @@ def load_fixture(path: str | Path, concepts: int = 0) -> dict[str, list[Episode]
     }
 
 
+def crop(ep: Episode, start: int, length: int) -> Episode:
+    """Frames [start, start + length) of ``ep`` as an episode of their own (pre-training windows):
+    features and concepts sliced, subtitles clipped to the window and re-indexed (a subtitle with no
+    frame left is dropped); queries and QA items are dropped (pre-training reads neither)."""
+    end = min(ep.n, start + length)
+    if not 0 <= start < end:
+        raise ValueError(f"{ep.id}: window [{start}, {start + length}) outside its {ep.n} frames")
+    subs = []
+    for ids, frames in ep.subs:
+        kept = [f - start for f in frames if start <= f < end]
+        if kept:
+            subs.append((ids, kept))
+    return Episode(ep.id, end - start, ep.feats[start:end], subs, [], [], ep.concepts[start:end], ep.record)
+
+
+def random_window(ep: Episode, rng: np.random.Generator, min_frac: float) -> Episode:
+    """A random window of at least ``min_frac`` of ``ep``'s frames at a random offset. FOM's classes
+    are absolute positions, so on whole videos a small training set is memorised (frame content ->
+    position; training/RESULTS.md "FOM memorises"); in a window a frame's position changes from
+    draw to draw and only its neighbours tell where it belongs."""
+    length = int(rng.integers(max(2, math.ceil(min_frac * ep.n)), ep.n + 1)) if ep.n > 2 else ep.n
+    return crop(ep, int(rng.integers(0, ep.n - length + 1)), length)
+
+
 # ------------------------------------------------------------------------------------------------
 # model inputs
 

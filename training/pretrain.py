@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from training import common
-from training.data import Episode, pad, video_batch
+from training.data import Episode, pad, random_window, video_batch
 
 TASKS = ("mlm", "mnce", "fom", "vsm")
 OFFICIAL_RATIO = {"mlm": 2, "mnce": 2, "fom": 1, "vsm": 2}
@@ -239,11 +239,15 @@ def pretrain(
     new_lr_mul: float = 1.0,
     vsm_per_video: int = 2,
     workers: int = 0,
+    crop_min: float | None = None,
+    frame_lr_mul: float | None = None,
 ):
     """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off);
-    ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM;
+    ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM
+    (``frame_lr_mul``: of the frame embedders among them; None = new_lr_mul);
     ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos);
-    ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only)."""
+    ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only);
+    ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -262,9 +266,11 @@ def pretrain(
     def make(step, rng):
         task = tasks[rng.choice(len(tasks), p=p)]
         eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+        if crop_min is not None:
+            eps = [random_window(e, rng, crop_min) for e in eps]
         return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
 
-    opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul)
+    opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul, frame_lr_mul=frame_lr_mul)
     sched = common.StepBudget(steps, budget_s)
     bar = common.progress(None, steps, "pretrain", show_progress)
     for step, (task, inp) in zip(sched, common.step_inputs(make, seed, steps, workers)):
@@ -307,6 +313,16 @@ def main(argv=None) -> int:
     p.add_argument("--concepts", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=77)
+    p.add_argument(
+        "--new-lr-mul", type=float, default=1.0, help="lr multiplier of parameters not from MiniLM"
+    )
+    p.add_argument("--frame-lr-mul", type=float, default=None, help="lr multiplier of the frame embedders")
+    p.add_argument(
+        "--crop-min",
+        type=float,
+        default=None,
+        help="train on random windows of at least this fraction of each video (FOM generalises)",
+    )
     a = p.parse_args(argv)
     common.set_seed(a.seed)
     dev = common.resolve_device(a.device)
@@ -318,7 +334,8 @@ def main(argv=None) -> int:
     steps = a.steps or (150 if a.smoke else 2000)
     bs = a.batch_size or (8 if a.smoke else 64)
     log = common.Log(a.out, "pretrain")
-    pretrain(model, train, steps, bs, a.lr, ratio, a.variant, a.concepts > 0, dev, a.seed, log=log)
+    pretrain(model, train, steps, bs, a.lr, ratio, a.variant, a.concepts > 0, dev, a.seed, log=log,
+             new_lr_mul=a.new_lr_mul, crop_min=a.crop_min, frame_lr_mul=a.frame_lr_mul)  # fmt: skip
     res = {}
     if a.val:
         res = probe(
