@@ -87,7 +87,7 @@ def make_optimizer(
     """AdamW (official betas 0.9/0.98, wd 0.01; no decay on biases/LayerNorm); QA heads x head_lr_mul;
     parameters not initialised from MiniLM (temporal transformer, query encoder, other heads) x
     new_lr_mul (pre-training from the MiniLM init); the frame embedders x frame_lr_mul (None: as
-    new_lr_mul; a frame embedder moving at 10x keeps FOM at chance, training/RESULTS.md "FOM")."""
+    new_lr_mul; at 10x FOM stays at chance: training/RESULTS.md "FOM and VSM on the CPU")."""
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:

@@ -259,7 +259,7 @@ def crop(ep: Episode, start: int, length: int) -> Episode:
 def random_window(ep: Episode, rng: np.random.Generator, min_frac: float) -> Episode:
     """A random window of at least ``min_frac`` of ``ep``'s frames at a random offset. FOM's classes
     are absolute positions, so on whole videos a small training set is memorised (frame content ->
-    position; training/RESULTS.md "FOM memorises"); in a window a frame's position changes from
+    position; training/RESULTS.md "FOM and VSM on the CPU"); in a window a frame's position changes from
     draw to draw and only its neighbours tell where it belongs."""
     length = int(rng.integers(max(2, math.ceil(min_frac * ep.n)), ep.n + 1)) if ep.n > 2 else ep.n
     return crop(ep, int(rng.integers(0, ep.n - length + 1)), length)
