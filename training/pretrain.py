@@ -221,6 +221,23 @@ def probe(
 # loop
 
 
+def draw_episodes(train: list[Episode], rng, batch_size: int, crop_min: float | None = None) -> list[Episode]:
+    """One batch of distinct training episodes, each cut to a ``random_window`` when ``crop_min`` is set."""
+    eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+    return eps if crop_min is None else [random_window(e, rng, crop_min) for e in eps]
+
+
+def train_step(model, opt, task: str, inp: dict, device) -> dict:
+    """One optimiser step of ``task`` on ``task_inputs``' output (bf16 autocast on CUDA, grad-norm 1)."""
+    with common.autocast(device):
+        out = task_forward(model, task, inp, device)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].float().backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return out
+
+
 def pretrain(
     model,
     train: list[Episode],
@@ -265,9 +282,7 @@ def pretrain(
 
     def make(step, rng):
         task = tasks[rng.choice(len(tasks), p=p)]
-        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
-        if crop_min is not None:
-            eps = [random_window(e, rng, crop_min) for e in eps]
+        eps = draw_episodes(train, rng, batch_size, crop_min)
         return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
 
     opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul, frame_lr_mul=frame_lr_mul)
@@ -283,12 +298,7 @@ def pretrain(
         cur = common.set_lr(opt, lr, step, steps)
         if inp is None:
             continue
-        with common.autocast(device):
-            out = task_forward(model, task, inp, device)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].float().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        out = train_step(model, opt, task, inp, device)
         row = {f"loss_{task}": float(out["loss"].detach()), "lr": cur}
         if "acc" in out:
             row[f"acc_{task}"] = float(out["acc"])

@@ -16,15 +16,15 @@ import numpy as np
 import torch
 
 from training import common
-from training.data import load_fixture, random_window
-from training.pretrain import probe, task_forward, task_inputs
+from training.data import load_fixture
+from training.pretrain import draw_episodes, probe, task_inputs, train_step
 
 
 def main(argv=None) -> int:
-    from training.recipe import ROOT
+    from training.recipe import SMOKE_FIXTURE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fixture", default=str(ROOT / "tests" / "data" / "synthtv_smoke.npz"))
+    p.add_argument("--fixture", default=str(SMOKE_FIXTURE))
     p.add_argument("--tasks", default="fom", help="comma-separated; steps cycle through them")
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--every", type=int, default=100)
@@ -49,17 +49,11 @@ def main(argv=None) -> int:
     t0, rows = time.time(), {}
     for step in range(a.steps):
         task = tasks[step % len(tasks)]
-        eps = [train[i] for i in rng.choice(len(train), a.batch_size, replace=False)]
-        if a.crop_min is not None:
-            eps = [random_window(e, rng, a.crop_min) for e in eps]
+        eps = draw_episodes(train, rng, a.batch_size, a.crop_min)
         inp = task_inputs(task, eps, rng, model.config, "full", False, a.vsm_per_video)
         if inp is None:
             continue
-        out = task_forward(model, task, inp, "cpu")
-        opt.zero_grad()
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        out = train_step(model, opt, task, inp, torch.device("cpu"))
         rows.setdefault(task, []).append((float(out["loss"].detach()), float(out["acc"])))
         if (step + 1) % a.every == 0:
             pr = probe(model, val, "cpu")

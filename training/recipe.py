@@ -29,6 +29,7 @@ import torch
 from training import common
 
 ROOT = Path(__file__).resolve().parent.parent
+SMOKE_FIXTURE = ROOT / "tests" / "data" / "synthtv_smoke.npz"  # the CPU smoke data (write_smoke_fixture)
 # the CPU smoke recipe (reduced model, tests/data fixture): what was measured is in training/RESULTS.md
 SMOKE = {
     "pretrain_steps": 70,
@@ -468,7 +469,7 @@ def main(argv=None) -> int:
     g.add_argument("--baselines", action="store_true", help="also run training.baselines (GPU)")
     g.add_argument("--dry", action="store_true", help="plumbing check on CPU with existing WORK data")
     s = sub.add_parser("smoke")
-    s.add_argument("--fixture", default=str(ROOT / "tests" / "data" / "synthtv_smoke.npz"))
+    s.add_argument("--fixture", default=str(SMOKE_FIXTURE))
     s.add_argument("--train", default=None, help="SynthTV dir (instead of --fixture)")
     s.add_argument("--val", default=None)
     s.add_argument("--out", default=str(ROOT / "runs" / "smoke"), help="logs + loss curves")
