@@ -123,19 +123,51 @@ def _hallucinated(seg, audio: np.ndarray) -> bool:
     return seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.5
 
 
+LOOP_MAX_WORDS = 8  # the longest phrase a decoding loop is looked for in
+
+
+def _key(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum() or c == "'")
+
+
+def _drop_loops(words: list) -> list:
+    """Whisper sometimes falls into a loop and repeats a phrase until the window ends ("going up where
+    it's going up where it's going up where it's ..."). Keep a phrase's first time where it comes 3 or
+    more times in a row (a single word: 5 or more, so "no, no, no" stays), with any partial repeat after.
+    Speech repeated twice ("Wow! Wow!", a line said twice) is kept."""
+    keys = [_key(w.word) for w in words]
+    out, i = [], 0
+    while i < len(words):
+        for n in range(1, min(LOOP_MAX_WORDS, (len(words) - i) // 3) + 1):
+            unit, j = keys[i : i + n], i + n
+            while keys[j : j + n] == unit:
+                j += n
+            if (j - i) // n >= (5 if n == 1 else 3) and any(unit):
+                k = 0  # a cut-off last repeat: "... going up where it's going up"
+                while j + k < len(keys) and k < n and keys[j + k] == unit[k]:
+                    k += 1
+                out.extend(words[i : i + n])
+                i = j + k
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
 MAX_SUBTITLE_S = 8.0  # hard limit: HERO pairs each subtitle with its frames (TV subtitles run 2-4 s)
 SENTENCE_S = 1.5  # a subtitle may end after a sentence once it is this long
 CLAUSE_S = 2.5  # ... or after a comma, semicolon or colon once it and the rest are this long
 _SENTENCE_END, _CLAUSE_END = (".", "?", "!"), (",", ";", ":")
-LINES_VERSION = 2  # bump when _split changes: the library re-transcribes records cut by an older one
+LINES_VERSION = 3  # bump when _split changes: the library re-transcribes records cut by an older one
 
 
 def _split(seg, duration: float) -> list[Subtitle]:
-    """A Whisper segment -> subtitles of at most ~MAX_SUBTITLE_S, timed by their words, as a viewer
-    reads them: cut after a sentence (>= SENTENCE_S) or a clause (>= CLAUSE_S, with >= CLAUSE_S of the
-    segment left, so no short tail hangs off a sentence); a chunk that would pass MAX_SUBTITLE_S is cut
-    after its last punctuation (else before the word that does not fit)."""
-    words = [w for w in (seg.words or []) if w.word.strip()]
+    """A Whisper segment -> subtitles of at most ~MAX_SUBTITLE_S, timed by their words (decoding loops
+    dropped), as a viewer reads them: cut after a sentence (>= SENTENCE_S) or a clause (>= CLAUSE_S,
+    with >= CLAUSE_S of the segment left, so no short tail hangs off a sentence); a chunk that would
+    pass MAX_SUBTITLE_S is cut after its last punctuation (else before the word that does not fit)."""
+    words = _drop_loops([w for w in (seg.words or []) if w.word.strip()])
     if not words:
         return [
             Subtitle(round(float(seg.start), 3), round(min(float(seg.end), duration), 3), seg.text.strip())

@@ -95,5 +95,27 @@ def test_subtitles_end_at_clauses_as_a_viewer_reads_them():
     assert lines[0].end == 2.8 and lines[1].start == 3.0
     short = _split(seg("Here, at last, we are."), 60)  # clauses under 2.5 s stay together
     assert [s.text for s in short] == ["Here, at last, we are."]
-    run_on = _split(seg("one two three; " + "word " * 30), 60)
+    run_on = _split(seg("one two three; " + " ".join(f"w{i}" for i in range(30))), 60)
     assert run_on[0].text == "one two three;" and all(s.end - s.start <= 8.0 for s in run_on)
+
+
+def test_a_decoding_loop_keeps_its_first_phrase_and_repeated_speech_stays():
+    """Whisper looped on a SynthTV line in CI ("Now the kitten is going upwards." came out as the words
+    below); the subtitle keeps the phrase once. A line said twice, and "no, no, no", are speech."""
+    from types import SimpleNamespace as NS
+
+    from demo.asr import _split
+
+    def seg(text):
+        ws = [
+            NS(word=" " + t, start=24 + i * 0.3, end=24 + i * 0.3 + 0.25) for i, t in enumerate(text.split())
+        ]
+        return NS(start=24.0, end=ws[-1].end, text=text, words=ws)
+
+    looped = "Now the kitten is going up where it's going up where it's going up where it's going up."
+    (sub,) = _split(seg(looped), 60)
+    assert sub.text == "Now the kitten is going up where it's" and sub.end == 24 + 7 * 0.3 + 0.25
+    twice = "Wow, I did not expect that. Wow, I did not expect that."
+    assert " ".join(s.text for s in _split(seg(twice), 60)) == twice
+    assert _split(seg("No, no, no, not the red one."), 60)[0].text == "No, no, no, not the red one."
+    assert _split(seg("the the the the the the cat"), 60)[0].text == "the cat"
