@@ -54,6 +54,14 @@ def tune_cpu_allocator() -> bool:
         return False
 
 
+# HERO's video score (best query-frame cosine) below which it has no say in the app's fused scores, and
+# from which it has its full share (demo.search.hero_weight). A checkpoint may carry its own
+# (config.json `app_gate`): these belong to the shipped one's cosine scale. Measured (training/RESULTS.md,
+# "Gated fusion"): on SynthTV the right video scores 0.14-0.63 (91 of 95 queries >= 0.25), on real
+# footage 0.12-0.28 whatever the query, on SynthTV's sounds and signs (which HERO never reads) 0.08-0.32.
+HERO_GATE = (0.25, 0.45)
+
+
 class HeroEngine:
     """A loaded HERO checkpoint plus the text tokenizer it was trained with."""
 
@@ -69,6 +77,16 @@ class HeroEngine:
                 f"{checkpoint}: cannot load the HERO checkpoint ({str(e).splitlines()[0][:160]})"
             ) from None
         self.config = self.model.config
+        gate = getattr(self.config, "app_gate", None) or HERO_GATE
+        try:
+            self.gate = tuple(float(x) for x in gate)
+            ok = len(self.gate) == 2 and self.gate[0] < self.gate[1]
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(
+                f"{checkpoint}: config.json app_gate must be [low, high], low < high, not {gate!r}"
+            )
         self.path = path
         # What made the cached states: the weights' bytes (a retrained checkpoint re-encodes videos).
         h = hashlib.sha256((path / "config.json").read_bytes())

@@ -139,7 +139,7 @@ def answer_question(
             from models.hero_api import moment_logits
 
             score = moment_logits(engine.model, engine.query_vectors([question]), v_temp)["video_scores"][0]
-            w = float(hero_weight(float(score))) / (1 - TEXT_WEIGHT)
+            w = float(hero_weight(float(score), engine.gate)) / (1 - TEXT_WEIGHT)
         probs = w * torch.softmax(r["scores"].float(), 0) + (1 - w) * probs
         if w >= 0.5:
             evidence = (r["st_idx"] * dt, min((r["ed_idx"] + 1) * dt, record.meta.duration))

@@ -19,18 +19,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from demo.engine import HeroEngine
+from demo.engine import HERO_GATE, HeroEngine
 from demo.library import Library, VideoRecord, atomic_write
 from demo.subtitles import align_to_frames, text_in_span
 
 log = logging.getLogger(__name__)
 
 TEXT_WEIGHT = 0.3  # least share of the text matcher in fused scores when HERO is present
-# HERO's video score (best query-frame cosine) below which it has no say, and from which it has its full
-# 1 - TEXT_WEIGHT. Measured (training/RESULTS.md, "Gated fusion"): on SynthTV the right video scores
-# 0.14-0.63 (91 of 95 queries >= 0.25), on real footage 0.12-0.28 whatever the query, on SynthTV's
-# sounds and signs (which HERO never reads) 0.08-0.32.
-HERO_GATE = (0.25, 0.45)
 MIN_LEN, MAX_LEN = 3.0, 24.0  # default span length bounds in seconds (HERO's 2..16 frames band, roughly)
 HERO_MIN_PRED_L = 2  # HERO's shortest span (end - start frame index) in the official decoding
 
@@ -107,10 +102,10 @@ def span_contrast(sal: np.ndarray, st: np.ndarray, ed: np.ndarray) -> np.ndarray
     return inside / np.maximum(n_in, 1) - mean_out
 
 
-def hero_weight(video_score):
-    """HERO's share in fused scores for its video score (scalar or array): 0 below HERO_GATE[0], the
-    full 1 - TEXT_WEIGHT from HERO_GATE[1], linear between."""
-    lo, hi = HERO_GATE
+def hero_weight(video_score, gate: tuple[float, float] = HERO_GATE):
+    """HERO's share in fused scores for its video score (scalar or array): 0 below gate[0], the full
+    1 - TEXT_WEIGHT from gate[1], linear between (gate: the checkpoint's, `HeroEngine.gate`)."""
+    lo, hi = gate
     return (1 - TEXT_WEIGHT) * np.clip((np.asarray(video_score, np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 
@@ -187,7 +182,7 @@ def search_moments(
 
         v_temp, _ = engine.states(record)
         r = moment_logits(engine.model, engine.query_vectors([query]), v_temp)
-        w = float(hero_weight(float(r["video_scores"][0])))
+        w = float(hero_weight(float(r["video_scores"][0]), engine.gate))
         # HERO decodes in its own band unless the user bounds the length: the official 2..16 frame
         # offsets it was trained and evaluated with (allowing 1 cost SVMR R1@0.5 0.385 -> 0.26 on the
         # --from-video episodes, training/RESULTS.md)
@@ -334,12 +329,12 @@ def best_rows(index, owners: list[str], q: np.ndarray, n_rows: int) -> dict[str,
     return best
 
 
-def fuse_first_stage(hero: np.ndarray, text: np.ndarray) -> np.ndarray:
+def fuse_first_stage(hero: np.ndarray, text: np.ndarray, gate: tuple[float, float] = HERO_GATE) -> np.ndarray:
     """The "hero+text" video scores from the hero and text ones, (..., videos) each: one HERO share per
     query (`hero_weight` of its best video's hero score, as in the moments' fusion), so that every
     video of a query is weighed alike and their scores stay comparable."""
     hero, text = np.asarray(hero, np.float64), np.asarray(text, np.float64)
-    w = hero_weight(hero.max(axis=-1, keepdims=True, initial=-1.0))
+    w = hero_weight(hero.max(axis=-1, keepdims=True, initial=-1.0), gate)
     return w * hero + (1 - w) * text
 
 
@@ -363,7 +358,7 @@ def rank_videos(
     else:  # a video missing from one part's best rows gets that part's lowest retrieved score (its bound)
         vids = sorted({v for p in parts for v in p})
         hero, text = (np.array([p.get(v, min(p.values(), default=0.0)) for v in vids]) for p in parts)
-        scores = dict(zip(vids, fuse_first_stage(hero, text).tolist()))
+        scores = dict(zip(vids, fuse_first_stage(hero, text, engine.gate).tolist()))
     return sorted(scores.items(), key=lambda kv: -kv[1])[:candidates]
 
 

@@ -85,6 +85,9 @@ class HeroConfig:
     # appends it to every subtitle). The app caches subtitles without the question, so with this set
     # the candidates are first read by the cross-modal transformer as text alone (as VSM queries are).
     qa_text_encoder: bool = False
+    # the app's fusion gate for this checkpoint (demo.search.hero_weight): VSM video scores (best
+    # query-frame cosine) below [0] give HERO no say, from [1] its full share. None: demo's HERO_GATE.
+    app_gate: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,9 @@
 """The HERO path of the app with a real (small, untrained) HeroForApp checkpoint: ingest stores HERO's
 states keyed by the checkpoint, search and QA read them, a different checkpoint re-encodes."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -70,28 +73,40 @@ def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
     assert moments and (lib.root / "index" / f"hero-{engine.key}.faiss").is_file()
 
 
-def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ckpts, monkeypatch):
-    """The gate on HERO's own video score: below it, search and QA give what the text matcher gives
-    (real footage, sounds, signs: HERO never saw them); past it, HERO takes its full share."""
+def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ckpts, tmp_path):
+    """The gate on HERO's own video score (the checkpoint's config.json `app_gate`, else HERO_GATE):
+    below it, search and QA give what the text matcher gives (real footage, sounds, signs: HERO never
+    saw them); past it, HERO takes its full share. A gate that is not [low, high] is one clear error."""
     import demo.search as search
+
+    def gated(gate):
+        d = tmp_path / str(gate)
+        shutil.copytree(ckpts[0], d)
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps(cfg | {"app_gate": gate}))
+        return HeroEngine(d)
+
+    assert HeroEngine(ckpts[0]).gate == search.HERO_GATE
+    for bad in ([0.5, 0.2], "high", [0.1, "x"]):
+        with pytest.raises(InputError, match="app_gate"):
+            gated(bad)
 
     # the library's first stage: one share per query, from HERO's best video
     assert search.fuse_first_stage(np.array([0.1, 0.2]), np.array([0.5, 0.4])) == pytest.approx([0.5, 0.4])
     assert search.fuse_first_stage(np.array([0.1, 0.9]), np.array([0.5, 0.5])) == pytest.approx(
         [0.7 * 0.1 + 0.3 * 0.5, 0.7 * 0.9 + 0.3 * 0.5]
     )
-    engine = HeroEngine(ckpts[0])
+    engine = gated([2.0, 3.0])  # a cosine never reaches it: HERO has no say
     query, question, cands = "a rocket", "What is on the saucer?", ["a spoon", "a cat", "a rocket"]
     text = search_moments(sample_record, query, top_k=3)
     text_answer = answer_question(sample_record, question, cands)
-    monkeypatch.setattr(search, "HERO_GATE", (2.0, 3.0))  # a cosine never reaches it: HERO has no say
     off = search_moments(sample_record, query, top_k=3, engine=engine)
     assert off.method == "hero+text" and off.extra["hero_weight"] == 0
     assert [(m.start, m.end) for m in off.moments[:1]] == [(m.start, m.end) for m in text.moments[:1]]
     np.testing.assert_allclose(off.saliency, text.saliency, atol=1e-6)
     ans = answer_question(sample_record, question, cands, engine=engine)
     assert ans.hero_weight == 0 and ans.scores == pytest.approx(text_answer.scores, abs=1e-6)
-    monkeypatch.setattr(search, "HERO_GATE", (-2.0, -1.0))  # always past it: HERO's full share
+    engine = gated([-2.0, -1.0])  # always past it: HERO's full share
     on = search_moments(sample_record, query, top_k=3, engine=engine)
     assert on.extra["hero_weight"] == pytest.approx(1 - search.TEXT_WEIGHT)
     assert answer_question(sample_record, question, cands, engine=engine).hero_weight == 1

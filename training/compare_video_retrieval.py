@@ -93,7 +93,7 @@ def first_stage_scores(
     cache = {} if cache is None else cache
     if stage in FUSED:
         return fuse_first_stage(
-            *(first_stage_scores(records, texts, part, engine, cache) for part in FUSED[stage])
+            *(first_stage_scores(records, texts, part, engine, cache) for part in FUSED[stage]), engine.gate
         )
     if stage not in cache:
         q = query_rows(texts, stage, engine)  # (Q, d)
