@@ -136,9 +136,9 @@ def answer_question(
         w = 1.0
         if engine.can_search:
             from demo.search import TEXT_WEIGHT, hero_weight
-            from models.hero_api import moment_logits
+            from models.hero_api import video_scores
 
-            score = moment_logits(engine.model, engine.query_vectors([question]), v_temp)["video_scores"][0]
+            score = video_scores(engine.model, engine.query_vectors([question]), v_temp)[0]
             w = float(hero_weight(float(score), engine.gate)) / (1 - TEXT_WEIGHT)
         probs = w * torch.softmax(r["scores"].float(), 0) + (1 - w) * probs
         if w >= 0.5:

@@ -253,6 +253,17 @@ def encode_queries(
 
 
 @torch.no_grad()
+def video_scores(
+    model: HeroForPretraining, query_vectors: torch.Tensor, v_temp: torch.Tensor
+) -> torch.Tensor:
+    """VSM's global score over one cached video: query_vectors (Q, H), v_temp (N, H) -> (Q,) max over
+    the frames of cosine(query, frame) (what `moment_logits` reports, without the span heads)."""
+    dev = _device_of(model)
+    q, v = query_vectors.to(dev, torch.float32), v_temp.to(dev, torch.float32)[None]
+    return model.video_scores(q, v, torch.ones(v.shape[:2], device=dev))[:, 0].cpu()
+
+
+@torch.no_grad()
 def moment_logits(model: HeroForPretraining, query_vectors: torch.Tensor, v_temp: torch.Tensor) -> dict:
     """Heads over one cached video: query_vectors (Q, H), v_temp (N, H) ->
     {"st_logits"/"ed_logits" (Q, N), "st_probs"/"ed_probs" (Q, N) softmax over the video's frames,

@@ -346,10 +346,11 @@ def test_search_api_shapes():
     assert 1 <= len(r["moments"]) <= 3 and r["saliency"].shape == (12,)
     mo = r["moments"][0]
     assert mo["end"] > mo["start"] and mo["start"] == mo["st_idx"] * 1.5
-    from models.hero_api import moment_logits
+    from models.hero_api import moment_logits, video_scores
 
     ml = moment_logits(m, torch.stack([q, q]), encs[0].v_temp)
     assert ml["st_probs"].shape == (2, 12) and torch.allclose(ml["st_probs"].sum(-1), torch.ones(2))
+    assert torch.allclose(video_scores(m, torch.stack([q, q]), encs[0].v_temp), ml["video_scores"], atol=1e-6)
     c = search_corpus(m, q, [e.v_temp for e in encs], top_k=5)
     assert c and {x["video_index"] for x in c} <= {0, 1}
     assert all(x["ed_idx"] < (12 if x["video_index"] == 0 else 9) for x in c)

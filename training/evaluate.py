@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from demo.engine import DEFAULT_CHECKPOINT
 from models import hero_heads
 from models.hero_api import default_window, encode_videos
 from training import common
 from training.data import FLAT_MAX_TOKENS, Episode, load_records, load_split, pad, video_inputs
 from training.metrics import by_type, moment_recall, qa_accuracy
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "hero-mini"
 
 
 @torch.no_grad()
