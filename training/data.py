@@ -265,6 +265,12 @@ def random_window(ep: Episode, rng: np.random.Generator, min_frac: float) -> Epi
     return crop(ep, int(rng.integers(0, ep.n - length + 1)), length)
 
 
+def draw_episodes(train: list[Episode], rng, batch_size: int, crop_min: float | None = None) -> list[Episode]:
+    """One batch of distinct training episodes, each cut to a ``random_window`` when ``crop_min`` is set."""
+    eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
+    return eps if crop_min is None else [random_window(e, rng, crop_min) for e in eps]
+
+
 # ------------------------------------------------------------------------------------------------
 # model inputs
 

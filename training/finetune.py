@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from models import hero_heads
 from training import common
-from training.data import Episode, qa_batch, query_batch, video_batch
+from training.data import Episode, draw_episodes, qa_batch, query_batch, video_batch
 
 LW_ST_ED = 1.0
 HARD_NEG_FROM = 0.4  # fraction of steps after which hard negatives are used (official 2000 / 5000)
@@ -103,8 +103,15 @@ def finetune(
     cfg = model.config
 
     def make(step, rng):
-        eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
-        return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video)
+        return multitask_inputs(
+            draw_episodes(train, rng, batch_size),
+            rng,
+            cfg,
+            variant,
+            concepts,
+            tasks,
+            qa_per_video=qa_per_video,
+        )
 
     opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
     sched = common.StepBudget(steps, budget_s)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from training import common
-from training.data import Episode, pad, random_window, video_batch
+from training.data import Episode, draw_episodes, pad, video_batch
 
 TASKS = ("mlm", "mnce", "fom", "vsm")
 OFFICIAL_RATIO = {"mlm": 2, "mnce": 2, "fom": 1, "vsm": 2}
@@ -219,12 +219,6 @@ def probe(
 
 # ------------------------------------------------------------------------------------------------
 # loop
-
-
-def draw_episodes(train: list[Episode], rng, batch_size: int, crop_min: float | None = None) -> list[Episode]:
-    """One batch of distinct training episodes, each cut to a ``random_window`` when ``crop_min`` is set."""
-    eps = [train[i] for i in rng.choice(len(train), min(batch_size, len(train)), replace=False)]
-    return eps if crop_min is None else [random_window(e, rng, crop_min) for e in eps]
 
 
 def train_step(model, opt, task: str, inp: dict, device) -> dict:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from training import common
-from training.data import load_fixture
-from training.pretrain import draw_episodes, probe, task_inputs, train_step
+from training.data import draw_episodes, load_fixture
+from training.pretrain import probe, task_inputs, train_step
 
 
 @torch.no_grad()
@@ -35,9 +35,9 @@ def temporal_from_minilm(model, first_layer: int) -> None:
     for k, v in bert.items():
         if k.startswith("encoder.layer."):
             i, rest = k[len("encoder.layer.") :].split(".", 1)
-            dst = f"{c}encoder.layer.{int(i) - first_layer}.{rest}"
-            if int(i) >= first_layer and dst in own:
-                own[dst].copy_(v)
+            j = int(i) - first_layer  # the temporal layer it initialises
+            if j >= 0 and f"{c}encoder.layer.{j}.{rest}" in own:
+                own[f"{c}encoder.layer.{j}.{rest}"].copy_(v)
         elif k in (
             "embeddings.position_embeddings.weight",
             "embeddings.LayerNorm.weight",
