@@ -273,8 +273,9 @@ class CrossModalTrm(nn.Module):
         return self.embeddings(input_ids, position_ids, self.text_token_type)
 
     def forward_text(self, input_ids: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """Text only (queries): ids (N, L), mask (N, L) -> (N, L, H)."""
-        return self.encoder(self.embed_text(input_ids), attn_mask)
+        """Text only (queries, QA candidates): ids (N, L), mask (N, L) -> (N, L, H); padded rows are
+        zero (packed: only real tokens go through the layers; every reader masks padding)."""
+        return self.encoder(self.embed_text(input_ids), attn_mask, pack=True)
 
     def forward_fused(
         self,
@@ -650,7 +651,8 @@ class HeroForVideoQA(HeroModel):
         else:
             qa = f.embed_text(qa_ids).to(frames.dtype)  # (N, Lqa, H)
         full_mask = torch.cat([frame_mask, qa_mask.to(frame_mask.dtype)], 1)
-        x = c.encoder(torch.cat([frames, qa], 1), full_mask)
+        # packed: padded frames and candidate tokens are masked in both pools below
+        x = c.encoder(torch.cat([frames, qa], 1), full_mask, pack=True)
         video = x[:, :T]  # (N, T, H)
         N, _, H = video.shape
         nv = N // num_candidates

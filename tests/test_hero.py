@@ -322,6 +322,32 @@ def test_qa_head_equivariant_to_candidate_order():
     assert (a["st_idx"], a["ed_idx"]) == (b["st_idx"], b["ed_idx"])
 
 
+@pytest.mark.parametrize("qa_text_encoder", [True, False])
+def test_qa_scores_do_not_depend_on_what_shares_the_batch(qa_text_encoder):
+    """A video's answer and evidence scores are the same alone and batched with a longer video whose
+    candidates are longer (more padded frames and candidate tokens: the packed QA pass)."""
+    from models.hero_api import pad_token_ids
+
+    m = tiny_model("videoqa", qa_text_encoder=qa_text_encoder)
+    sep = m.config.sep_token_id
+    short = qa_input_ids([5, 6], [[10], [11, 12], [13], [14], [15, 16]], sep)
+    long = qa_input_ids([5, 6, 7, 8, 9], [[20, 21, 22, 23], [24], [25, 26, 27], [28], [29, 30]], sep)
+    vids = [video(6, 4, 31), video(11, 7, 32)]
+    with torch.no_grad():
+        fused = encode_videos(m, vids)
+        alone_ids, alone_mask = pad_token_ids(short, m.config.pad_token_id)
+        alone = m.forward_qa(fused[0].fused[None].expand(5, -1, -1), torch.ones(5, 6), alone_ids, alone_mask, 5)
+        b = build_video_batch(vids, m.config)
+        both_fused = m.encode_frames(b, encode_clip=False).fused
+        ids, mask = pad_token_ids(short + long, m.config.pad_token_id)
+        rows = torch.arange(2).repeat_interleave(5)
+        both = m.forward_qa(both_fused[rows], b.frame_mask[rows], ids, mask, 5)
+    assert ids.shape[1] > alone_ids.shape[1] and both_fused.shape[1] > 6
+    torch.testing.assert_close(both.logits[0], alone.logits[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(both.st_logits[0, :6], alone.st_logits[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(both.ed_logits[0, :6], alone.ed_logits[0], atol=1e-5, rtol=0)
+
+
 def test_qa_official_path_and_loss():
     from models.hero_api import qa_video_inputs
 
