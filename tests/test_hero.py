@@ -336,7 +336,9 @@ def test_qa_scores_do_not_depend_on_what_shares_the_batch(qa_text_encoder):
     with torch.no_grad():
         fused = encode_videos(m, vids)
         alone_ids, alone_mask = pad_token_ids(short, m.config.pad_token_id)
-        alone = m.forward_qa(fused[0].fused[None].expand(5, -1, -1), torch.ones(5, 6), alone_ids, alone_mask, 5)
+        alone = m.forward_qa(
+            fused[0].fused[None].expand(5, -1, -1), torch.ones(5, 6), alone_ids, alone_mask, 5
+        )
         b = build_video_batch(vids, m.config)
         both_fused = m.encode_frames(b, encode_clip=False).fused
         ids, mask = pad_token_ids(short + long, m.config.pad_token_id)
