@@ -103,7 +103,9 @@ def make_optimizer(
             mul = new_lr_mul
         groups.setdefault((decay, mul), []).append(p)
     params = [{"params": ps, "weight_decay": d, "lr": lr * m, "lr_mul": m} for (d, m), ps in groups.items()]
-    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98))
+    # fused: one kernel over all parameters (CPU and CUDA); the per-parameter loop took 119 ms a step
+    # for hero-mini on 2 cores, the fused update 29 ms (training/RESULTS.md "Session 9")
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), fused=True)
 
 
 def set_lr(opt: torch.optim.Optimizer, base_lr: float, step: int, total: int, warmup: float = 0.1) -> float:

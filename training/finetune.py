@@ -75,6 +75,17 @@ def multitask_forward(model, inp: dict, device, hard=False) -> dict:
     return out
 
 
+def train_step(model, opt, inp: dict, device, hard: bool = False) -> dict:
+    """One optimiser step on ``multitask_inputs``' output (bf16 autocast on CUDA, grad-norm 1)."""
+    with common.autocast(device):
+        out = multitask_forward(model, inp, device, hard=hard)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].float().backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return out
+
+
 def finetune(
     model,
     train: list[Episode],
@@ -124,13 +135,7 @@ def finetune(
             break
         steps = sched.total
         cur = common.set_lr(opt, lr, step, steps)
-        with common.autocast(device):
-            hard = hard_from is not None and step >= hard_from * steps
-            out = multitask_forward(model, inp, device, hard=hard)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].float().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        out = train_step(model, opt, inp, device, hard=hard_from is not None and step >= hard_from * steps)
         log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
     return log
 
