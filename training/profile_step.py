@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -148,13 +149,12 @@ def main(argv=None) -> int:
                 torch.cuda.empty_cache()
             rows.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "top_cpu"}), file=sys.stderr, flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(
-                {"device": str(device), "torch": torch.__version__, "smoke": a.smoke, "rows": rows},
-                f,
-                indent=1,
-            )
+            if a.json:  # after every row: a run cut short by its time limit keeps what it measured
+                out = Path(a.json)
+                tmp = out.with_name(out.name + ".tmp")
+                info = {"device": str(device), "torch": torch.__version__, "smoke": a.smoke}
+                tmp.write_text(json.dumps({**info, "rows": rows}, indent=1))
+                tmp.replace(out)
     busy = device.type == "cuda"
     print(
         "| kind | batch | step ms | device busy ms | inputs ms (CPU) | aten ops | syncs |\n|---|---|---|---|---|---|---|"
