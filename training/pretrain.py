@@ -2,9 +2,9 @@
 
 As the official pre-training (config/pretrain-tv-16gpu.json): one task per step drawn with
 probability proportional to its ratio; mask_prob 0.15 for MLM tokens and MFM frames; FOM reorders
-15 % of the frames and classifies each moved frame's original position; VSM uses a subtitle of the
-video as the query (local start/end loss dropped with probability drop_svmr_prob 0.8, global
-hinge losses with all in-batch negatives). Differences: many fewer steps at a higher learning rate;
+15 % of the frames and classifies each moved frame's original position; VSM uses subtitles of the
+video as queries and blanks their words from the video's input (local start/end loss dropped with
+probability drop_svmr_prob 0.8, global hinge losses with all in-batch negatives). Differences: many fewer steps at a higher learning rate;
 word embeddings frozen at MiniLM's; MFFR not used (optional in the issue).
 
     python -m training.pretrain --train DIR --val DIR --out DIR [--smoke] [--steps N] [--tasks mlm,mnce,fom,vsm]
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ TASKS = ("mlm", "mnce", "fom", "vsm")
 OFFICIAL_RATIO = {"mlm": 2, "mnce": 2, "fom": 1, "vsm": 2}
 MASK_PROB = 0.15
 DROP_SVMR_PROB = 0.8
+VSM_PER_VIDEO = 5  # subtitles per video used as VSM queries (official VsmDataset query_per_video)
 MASK_ID, CLS_ID, SEP_ID = 103, 101, 102
 
 
@@ -87,30 +89,48 @@ def fom_inputs(batch, rng: np.random.Generator, ratio: float = MASK_PROB):
 
 
 def vsm_inputs(
-    eps: list[Episode], rng: np.random.Generator, per_video: int = 2, drop_svmr: float = DROP_SVMR_PROB
+    eps: list[Episode],
+    rng: np.random.Generator,
+    per_video: int = VSM_PER_VIDEO,
+    drop_svmr: float = DROP_SVMR_PROB,
 ):
-    """Subtitles as queries: ([CLS] sub [SEP] ids, mask, q_vidx, targets (first, last frame) or -1)."""
-    ids, vidx, tg = [], [], []
+    """Subtitles as queries, as the official VsmDataset: up to ``per_video`` subtitles of each video
+    that cover a frame become queries, and their text is blanked from the video's input (their frames
+    keep the [sep] alone), so a query is found by what its frames show and by the rest of the video,
+    not by its own words in the subtitle track.
+    Returns (the episodes with those subtitles blanked, ([CLS] sub [SEP] ids, mask, q_vidx, targets)),
+    targets (first frame, last frame but at least first + 1 as officially) or -1; None if no query."""
+    ids, vidx, tg, blanked = [], [], [], []
     for v, e in enumerate(eps):
-        subs = [s for s in e.subs if s[1]]
-        if not subs:
-            continue
-        for i in rng.choice(len(subs), min(per_video, len(subs)), replace=False):
-            t, fr = subs[i]
+        cand = [j for j, s in enumerate(e.subs) if s[1]]
+        picked = [cand[i] for i in rng.choice(len(cand), min(per_video, len(cand)), replace=False)]
+        for j in picked:
+            t, fr = e.subs[j]
             ids.append([CLS_ID, *t, SEP_ID])
             vidx.append(v)
             keep = rng.random() >= drop_svmr or not tg
-            tg.append((fr[0], fr[-1]) if keep else (-1, -1))
+            tg.append((fr[0], min(max(fr[0] + 1, fr[-1]), e.n - 1)) if keep else (-1, -1))
+        gone = set(picked)
+        blanked.append(replace(e, subs=[([], s[1]) if j in gone else s for j, s in enumerate(e.subs)]))
     if not ids:
         return None
     i, m = pad(ids)
-    return i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long)
+    return blanked, (i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long))
 
 
 def task_inputs(
-    task: str, eps: list[Episode], rng, config, variant: str, concepts: bool, vsm_per_video: int = 2
+    task: str,
+    eps: list[Episode],
+    rng,
+    config,
+    variant: str,
+    concepts: bool,
+    vsm_per_video: int = VSM_PER_VIDEO,
 ) -> dict | None:
     """One pre-training task's CPU inputs for one batch (None: nothing to learn from)."""
+    if task == "vsm":
+        q = vsm_inputs(eps, rng, per_video=vsm_per_video)
+        return None if q is None else {"batch": video_batch(q[0], config, variant, concepts), "query": q[1]}
     batch = video_batch(eps, config, variant, concepts)
     if task == "mlm":
         if batch.sub_input_ids.shape[0] == 0:
@@ -122,9 +142,6 @@ def task_inputs(
     if task == "fom":
         orders, targets = fom_inputs(batch, rng)
         return {"batch": batch, "orders": orders, "targets": targets}
-    if task == "vsm":
-        q = vsm_inputs(eps, rng, per_video=vsm_per_video)
-        return None if q is None else {"batch": batch, "query": q}
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -195,9 +212,10 @@ def probe(
                 fom_hit += float((pred == cand).sum())
                 fom_n += float(sel.sum())
                 fom_chance += 1.0  # k frames x 1/k
-            q = vsm_inputs(chunk, rng, per_video=queries_per_video, drop_svmr=0.0)
+            blanked, q = vsm_inputs(chunk, rng, per_video=queries_per_video, drop_svmr=0.0)
             ids, mask, vidx, tg = (x.to(device) for x in q)
-            o = model.forward_vsm(batch.to(device), ids, mask, vidx, tg)
+            vbatch = video_batch(blanked, model.config, variant, concepts)
+            o = model.forward_vsm(vbatch.to(device), ids, mask, vidx, tg)
         vsm_hit += float((o.video_scores.argmax(-1) == vidx).sum())
         vsm_n += len(vidx)
         vsm_chance += len(vidx) / len(chunk)
@@ -248,7 +266,7 @@ def pretrain(
     show_progress: bool = True,
     budget_s: float | None = None,
     new_lr_mul: float = 1.0,
-    vsm_per_video: int = 2,
+    vsm_per_video: int = VSM_PER_VIDEO,
     workers: int = 0,
     crop_min: float | None = None,
     frame_lr_mul: float | None = None,

@@ -33,9 +33,10 @@ SMOKE_FIXTURE = ROOT / "tests" / "data" / "synthtv_smoke.npz"  # the CPU smoke d
 # the CPU smoke recipe (reduced model, tests/data fixture): what was measured is in training/RESULTS.md
 SMOKE = {
     "pretrain_steps": 70,
-    "finetune_steps": 15,
+    "finetune_steps": 20,
     "batch_size": 6,
-    "lr": 3e-4,
+    "lr": 1e-4,
+    "spec": {"new_lr_mul": 10, "frame_lr_mul": 1, "crop_min": 0.5},  # as the GPU runs (PRETRAIN_SPEC)
     "ratio": {"mlm": 1, "mnce": 1, "fom": 2, "vsm": 3},  # MLM and MNCE fall within ~10 steps each
     "vsm_per_video": 8,  # subtitle queries per video: cheap next to encoding the video
     "finetune_lr": 3e-4,
@@ -352,7 +353,7 @@ def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True)
     bs, lr = SMOKE["batch_size"], SMOKE["lr"]
     lp = pretrain(model, train, SMOKE["pretrain_steps"], bs, lr, SMOKE["ratio"], seed=seed,
                   vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
-                  log=common.Log(out, "pretrain"))  # fmt: skip
+                  log=common.Log(out, "pretrain"), **SMOKE["spec"])  # fmt: skip
     lf = finetune(model, train, SMOKE["finetune_steps"], bs, SMOKE["finetune_lr"], seed=seed + 1,
                   tasks=SMOKE["finetune_tasks"], hard_from=SMOKE["hard_from"], qa_per_video=SMOKE["qa_per_video"],
                   show_progress=show_progress, log=common.Log(out, "finetune"))  # fmt: skip
