@@ -4,8 +4,9 @@ As the official pre-training (config/pretrain-tv-16gpu.json): one task per step 
 probability proportional to its ratio; mask_prob 0.15 for MLM tokens and MFM frames; FOM reorders
 15 % of the frames and classifies each moved frame's original position; VSM uses subtitles of the
 video as queries and blanks their words from the video's input (local start/end loss dropped with
-probability drop_svmr_prob 0.8, global hinge losses with all in-batch negatives). Differences: many fewer steps at a higher learning rate;
-word embeddings frozen at MiniLM's; MFFR not used (optional in the issue).
+probability drop_svmr_prob 0.8, global hinge losses with all in-batch negatives). Differences: many
+fewer steps at a higher learning rate; word embeddings frozen at MiniLM's; MFFR not used (optional
+in the issue).
 
     python -m training.pretrain --train DIR --val DIR --out DIR [--smoke] [--steps N] [--tasks mlm,mnce,fom,vsm]
 """
