@@ -114,15 +114,8 @@ def finetune(
     cfg = model.config
 
     def make(step, rng):
-        return multitask_inputs(
-            draw_episodes(train, rng, batch_size),
-            rng,
-            cfg,
-            variant,
-            concepts,
-            tasks,
-            qa_per_video=qa_per_video,
-        )
+        eps = draw_episodes(train, rng, batch_size)
+        return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video)
 
     opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
     sched = common.StepBudget(steps, budget_s)

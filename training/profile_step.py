@@ -39,7 +39,7 @@ SYNC_OPS = ("aten::_local_scalar_dense", "aten::nonzero")
 def _inputs(kind: str, train, rng, config, batch_size: int, crop_min: float | None):
     if kind == "finetune":
         return multitask_inputs(draw_episodes(train, rng, batch_size), rng, config)
-    return task_inputs(kind, draw_episodes(train, rng, batch_size, crop_min), rng, config, "full", False, 8)
+    return task_inputs(kind, draw_episodes(train, rng, batch_size, crop_min), rng, config, "full", False)
 
 
 def _step(kind: str, model, opt, inp, device):
@@ -69,8 +69,9 @@ def _syncs(events) -> dict[str, int]:
 
 
 def profile_kind(kind: str, model, opt, train, batch_size: int, steps: int, device, seed: int = 0,
-                 crop_min: float | None = 0.5, top: int = 8) -> dict:  # fmt: skip
-    """Median wall time of ``steps`` steps of ``kind`` (after one warm-up step), then one profiled step."""
+                 crop_min: float | None = None, top: int = 8) -> dict:  # fmt: skip
+    """Median wall time of ``steps`` steps of ``kind`` (after one warm-up step), then one profiled step.
+    ``crop_min``: pre-training windows as ``training.data.draw_episodes``."""
     rng = np.random.default_rng(seed)
     t = time.perf_counter()
     inps = [_inputs(kind, train, rng, model.config, batch_size, crop_min) for _ in range(steps + 2)]
@@ -98,7 +99,7 @@ def profile_kind(kind: str, model, opt, train, batch_size: int, steps: int, devi
         "top_cpu": [
             (e.key, round(e.self_cpu_time_total / 1000, 1), e.count)
             for e in sorted(ev, key=lambda e: -e.self_cpu_time_total)[:top]
-        ],  # fmt: skip
+        ],
     }
     if device.type == "cuda":
         dev_us = [getattr(e, "self_device_time_total", 0) for e in ev]
@@ -108,7 +109,7 @@ def profile_kind(kind: str, model, opt, train, batch_size: int, steps: int, devi
 
 
 def main(argv=None) -> int:
-    from training.recipe import SMOKE_FIXTURE
+    from training.recipe import PRETRAIN_SPEC, SMOKE_FIXTURE
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch-sizes", default="16,64,240")
@@ -143,7 +144,9 @@ def main(argv=None) -> int:
     for bs in (int(x) for x in a.batch_sizes.split(",")):
         for kind in kinds:
             try:
-                r = profile_kind(kind, model, opt, train, bs, a.steps, device)
+                r = profile_kind(
+                    kind, model, opt, train, bs, a.steps, device, crop_min=PRETRAIN_SPEC["crop_min"]
+                )
             except torch.OutOfMemoryError:
                 r = {"kind": kind, "batch": bs, "error": "out of memory"}
                 torch.cuda.empty_cache()
