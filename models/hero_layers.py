@@ -77,8 +77,12 @@ def fused_linear(owner: nn.Module, slot: str, x: torch.Tensor, *linears: nn.Line
 
     x (..., in) -> (..., sum of out). The oneDNN packed weight is cached per (owner, slot) and
     rebuilt whenever a weight is replaced or modified in place (tensor version counters; writes
-    through ``.data`` bypass them, so do those before the first inference call, as at init).
+    through ``.data`` bypass them, so do those before the first inference call, as at init), and
+    after every call with grad enabled: fused optimisers (``AdamW(fused=True)``) update weights
+    without bumping their version counters, and a training step starts with such a call.
     """
+    if torch.is_grad_enabled():
+        _packed.pop(owner, None)
     rows = x.numel() // max(1, x.shape[-1])
     if not (
         _DNNL

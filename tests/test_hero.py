@@ -227,6 +227,29 @@ def test_cpu_inference_path_computes_the_full_layers(monkeypatch):
             m.load_state_dict({k: v + 0.05 * torch.randn_like(v) for k, v in m.state_dict().items()})
 
 
+def test_packed_weights_follow_a_fused_optimiser_step(monkeypatch):
+    """Fused AdamW writes the weights without bumping their version counters: a no-grad encoding
+    after a training step must still read the new weights (a stale packed copy made every CPU probe
+    during training score the weights of the first probe)."""
+    monkeypatch.setattr(hero_layers, "DNNL_MIN_ROWS", 1)
+    m = tiny_model("vcmr")
+    vids = [video(9, 6, 11), video(7, 5, 12)]
+    b = build_video_batch(vids, m.config)
+    m.eval()
+    with torch.no_grad():
+        before = encode_videos(m, vids)  # packs the weights
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2, fused=True)
+    m.v_encoder.forward_repr(b).v_temp.square().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        fast = encode_videos(m, vids)
+        monkeypatch.setattr(hero_layers, "_DNNL", False)
+        plain = encode_videos(m, vids)
+    assert (fast[0].v_temp - before[0].v_temp).abs().max() > 1e-2  # the step changed the encoding
+    for e, r in zip(fast, plain):
+        torch.testing.assert_close(e.v_temp, r.v_temp, atol=1e-5, rtol=0)
+
+
 def test_bf16_autocast_encoding_and_qa_match_float32():
     """What runs on a GPU (bf16 autocast, eval: the frames-only last layer): close to float32 on the
     CPU. Every GPU evaluation once failed here (query rows scattered into a float32 buffer)."""
