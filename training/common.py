@@ -36,6 +36,11 @@ FRAME_PREFIXES = (
     "v_encoder.f_encoder.img_embeddings.",
     "v_encoder.mask_embedding.",
 )
+# the temporal transformer's position table starts at unit scale (PyTorch's nn.Embedding default)
+# instead of the official N(0, 0.02): it is added to fused frames of norm ~15 (per-dimension RMS
+# ~0.75), so at 0.02 position is ~3 % of the input and FOM, which must read positions, sits at
+# chance for hundreds of steps (training/RESULTS.md "Session 10")
+TEMPORAL_POS_STD = 1.0
 
 
 def set_seed(seed: int) -> None:
@@ -59,8 +64,10 @@ def app_config(smoke: bool = False, concept_tokens: int = 0) -> HeroConfig:
 @torch.no_grad()
 def build_app_model(config: HeroConfig, init_minilm: bool = True) -> HeroForApp:
     """HeroForApp with its cross-modal layers (the first ``num_hidden_layers`` of MiniLM), text
-    position/type embeddings and embedding LayerNorm from the bundled MiniLM."""
+    position/type embeddings and embedding LayerNorm from the bundled MiniLM; the temporal position
+    table at ``TEMPORAL_POS_STD``."""
     model = build_hero(config)
+    model.v_encoder.c_encoder.embeddings.position_embeddings.weight.normal_(0.0, TEMPORAL_POS_STD)
     if not init_minilm:
         return model
     own = dict(model.named_parameters())
