@@ -62,12 +62,14 @@ def app_config(smoke: bool = False, concept_tokens: int = 0) -> HeroConfig:
 
 
 @torch.no_grad()
-def build_app_model(config: HeroConfig, init_minilm: bool = True) -> HeroForApp:
+def build_app_model(
+    config: HeroConfig, init_minilm: bool = True, temporal_pos_std: float = TEMPORAL_POS_STD
+) -> HeroForApp:
     """HeroForApp with its cross-modal layers (the first ``num_hidden_layers`` of MiniLM), text
     position/type embeddings and embedding LayerNorm from the bundled MiniLM; the temporal position
-    table at ``TEMPORAL_POS_STD``."""
+    table drawn from N(0, ``temporal_pos_std``)."""
     model = build_hero(config)
-    model.v_encoder.c_encoder.embeddings.position_embeddings.weight.normal_(0.0, TEMPORAL_POS_STD)
+    model.v_encoder.c_encoder.embeddings.position_embeddings.weight.normal_(0.0, temporal_pos_std)
     if not init_minilm:
         return model
     own = dict(model.named_parameters())

@@ -3,8 +3,12 @@ held-out FOM / VSM probe (``training.pretrain.probe``) every N steps. This is th
 behind training/RESULTS.md "FOM and VSM on the CPU" (which settings let FOM and VSM learn at all).
 
     python -m training.probe_curve --tasks fom --batch-size 16 --lr 1e-4 --new-lr-mul 10 \
-        --frame-lr-mul 1 --crop-min 0.5 --steps 800 --every 100      # FOM learns: 0.253 at 800
-    ... --temporal-from-minilm 2 --steps 400 --every 50              # FOM 0.241 at 400
+        --frame-lr-mul 1 --crop-min 0.5 --steps 150 --every 50       # FOM 0.148 / 0.257 at 100 / 150
+    ... --tasks vsm --steps 100 --every 50                           # VSM video 0.112 / 0.104
+    ... --temporal-from-minilm 2 --steps 400 --every 50              # FOM 0.241 at 400 (session 8)
+
+With ``--temporal-pos-std 0.02`` (the official init) FOM needed ~800 steps for 0.253 (session 7;
+training/RESULTS.md "Sessions 10-11").
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--vsm-per-video", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temporal-pos-std", type=float, default=common.TEMPORAL_POS_STD,
+                   help="std of the temporal position table's init (official HERO: 0.02)")  # fmt: skip
     p.add_argument("--temporal-from-minilm", type=int, default=None, metavar="LAYER",
                    help="initialise the temporal transformer from MiniLM layers LAYER.. and its position "
                    "table (the official HERO leaves it random)")  # fmt: skip
@@ -70,7 +76,7 @@ def main(argv=None) -> int:
     d = load_fixture(a.fixture)
     train, val = d["train"], d["val"]
     common.set_seed(a.seed)
-    model = common.build_app_model(common.app_config(smoke=True))
+    model = common.build_app_model(common.app_config(smoke=True), temporal_pos_std=a.temporal_pos_std)
     if a.temporal_from_minilm is not None:
         temporal_from_minilm(model, a.temporal_from_minilm)
     opt = common.make_optimizer(model, a.lr, new_lr_mul=a.new_lr_mul, frame_lr_mul=a.frame_lr_mul)
