@@ -39,7 +39,7 @@ FRAME_PREFIXES = (
 # the temporal transformer's position table starts at unit scale (PyTorch's nn.Embedding default)
 # instead of the official N(0, 0.02): it is added to fused frames of norm ~15 (per-dimension RMS
 # ~0.75), so at 0.02 position is ~3 % of the input and FOM, which must read positions, sits at
-# chance for hundreds of steps (training/RESULTS.md "Session 10")
+# chance for hundreds of steps (training/RESULTS.md "Sessions 10-11")
 TEMPORAL_POS_STD = 1.0
 
 
