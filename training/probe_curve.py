@@ -3,7 +3,7 @@ held-out FOM / VSM probe (``training.pretrain.probe``) every N steps. This is th
 behind training/RESULTS.md "FOM and VSM on the CPU" (which settings let FOM and VSM learn at all).
 
     python -m training.probe_curve --tasks fom --batch-size 16 --lr 1e-4 --new-lr-mul 10 \
-        --frame-lr-mul 1 --crop-min 0.5 --steps 150 --every 50       # FOM 0.148 / 0.257 at 100 / 150
+        --frame-lr-mul 1 --crop-min 0.5 --steps 300 --every 100      # FOM 0.148 / 0.331 / 0.377
     ... --tasks vsm --steps 100 --every 50                           # VSM video 0.112 / 0.104
     ... --temporal-from-minilm 2 --steps 400 --every 50              # FOM 0.241 at 400 (session 8)
 
