@@ -5,6 +5,8 @@ written by training.recipe.write_smoke_fixture)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -141,6 +143,32 @@ def test_app_checkpoint_round_trip(tmp_path, data):
     assert torch.allclose(a.v_temp, b.v_temp, atol=2e-2)  # fp16 storage
     r = answer_candidates(loaded, b.fused, ep.qa[0].ids)
     assert r["scores"].shape == (5,)
+
+
+@pytest.mark.slow
+def test_run_goes_on_from_a_checkpoint(tmp_path):
+    """`training.recipe run --init DIR` (the GPU recipe's `continue` stage) starts from DIR's weights and
+    config (concept tokens included), not from a fresh model: with no steps it saves DIR back."""
+    from safetensors.torch import load_file
+
+    from models.io import save_pretrained
+    from synthtv.generate import generate
+    from training.recipe import main
+
+    generate("train", 0, 3, tmp_path / "train", workers=1, device="cpu", progress=False)
+    torch.manual_seed(0)
+    save_pretrained(common.build_app_model(common.app_config(smoke=True, concept_tokens=3)), tmp_path / "init")
+    args = ["run", "--train", str(tmp_path / "train"), "--out", str(tmp_path / "out"), "--init",
+            str(tmp_path / "init"), "--no-pretrain", "--pretrain-steps", "0", "--finetune-steps", "0",
+            "--device", "cpu", "--save", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["n_train"] == 3 and res["finetune_steps"] == 0
+    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["concept_tokens"] == 3
+    before, after = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("init", "out/model"))
+    assert before.keys() == after.keys()
+    for k in before:  # saved back in fp16
+        torch.testing.assert_close(after[k].float(), before[k].float().half().float(), msg=k)
 
 
 def test_step_profile_reports_every_step_kind_and_the_packing_syncs(tmp_path, capsys):

@@ -3,12 +3,12 @@
     # one run (any machine); time budgets in seconds fix the step counts after a short calibration
     python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
-        [--variant full|sub_only|video_only|flat] [--concepts 3] [--save]
+        [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
-    # baselines, pick the app checkpoint; or the ablations
-    python -m training.recipe gpu --stage main|ablations --work DIR --out OUT --limit-s 540
+    # baselines, pick the app checkpoint; or the ablations; or fine-tune main + concepts further
+    python -m training.recipe gpu --stage main|ablations|continue --work DIR --out OUT --limit-s 540
     # join the GPU call's returned parts into the app checkpoint (+ model card)
     python -m training.recipe assemble --parts /work/.device/N --out assets/hero-mini
 """
@@ -78,9 +78,14 @@ def run(a) -> dict:
     def save_res():
         (out / "results.json").write_text(json.dumps(res, indent=1))
 
-    k = a.concepts
-    cfg = common.app_config(smoke=a.smoke, concept_tokens=k)
-    model = common.build_app_model(cfg).to(dev)
+    if a.init:  # go on from a checkpoint (its config, concept tokens included; fresh optimiser)
+        from models.io import load_pretrained
+
+        model = load_pretrained(a.init).float().to(dev)
+        k = model.config.concept_tokens
+    else:
+        k = a.concepts
+        model = common.build_app_model(common.app_config(smoke=a.smoke, concept_tokens=k)).to(dev)
     t = time.time()
     train = load_split(a.train, concepts=k)
     res["load_train_s"] = round(time.time() - t, 1)
@@ -185,7 +190,7 @@ def gpu(a) -> int:
     work, out = Path(a.work), Path(a.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    runs_dir = work / "runs"
+    runs_dir = work / ("runs_continue" if a.stage == "continue" else "runs")
     summary: dict = {"stage": a.stage, "gen": {}, "torch": torch.__version__,
                      "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
     glog = open(out / "log.txt", "a")
@@ -211,13 +216,23 @@ def gpu(a) -> int:
     # one process per run: a single run is bound by its own step latency, not by the GPU, so runs
     # side by side come almost free. Ablations run at a smaller batch so that nine fit in the GPU's
     # memory (at 64, four of nine ran out; beside the generator, which holds ~15 GB, so did main)
-    ships = a.stage == "main"
-    runs = MAIN_RUNS if ships else {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
+    ships = a.stage in ("main", "continue")
+    if a.stage == "continue":  # main's checkpoints (WORK/runs/NAME/model), fine-tuned for the whole budget
+        init = {k: work / "runs" / k / "model" for k in MAIN_RUNS}
+        runs = {k: {**v, "init": str(init[k]), "no_pretrain": True} for k, v in MAIN_RUNS.items()
+                if (init[k] / "model.safetensors").is_file()}  # fmt: skip
+        if not runs:
+            note(f"no checkpoint under {work / 'runs'}/*/model: run --stage main first")
+            return 2
+    elif ships:
+        runs = MAIN_RUNS
+    else:
+        runs = {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
     runs = {k: {**PRETRAIN_SPEC, **v} for k, v in runs.items()}
     left = a.limit_s - (time.time() - t0)
     eval_s = 75 if ships else 60
     train_s = left - eval_s - 25
-    pt_s, ft_s = (0.4 * train_s, 0.6 * train_s)
+    pt_s, ft_s = (0.0, train_s) if a.stage == "continue" else (0.4 * train_s, 0.6 * train_s)
     procs = {}
     for name, spec in runs.items():
         cmd = _run_cmd(name, spec, work, runs_dir, pt_s, ft_s, left - 10, save=ships)
@@ -248,7 +263,7 @@ def gpu(a) -> int:
         summary["gen"][split] = json.loads((work / split / "meta.json").read_text())
         gens.append(split)
     dump()
-    if ships and a.baselines:
+    if a.stage == "main" and a.baselines:
         bl = {}
         for split in ("test", "comp", "novel"):
             try:
@@ -456,13 +471,15 @@ def main(argv=None) -> int:
     r.add_argument("--device", default="auto")
     r.add_argument("--seed", type=int, default=77)
     r.add_argument("--save", action="store_true")
+    r.add_argument("--init", default=None, help="start from this checkpoint dir (e.g. with --no-pretrain)")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads when training on CUDA")
     r.add_argument(
         "--workers", type=int, default=None, help="batch-building processes (default: 4 on CUDA, 0 on CPU)"
     )
     r.add_argument("--no-progress", dest="progress", action="store_false")
     g = sub.add_parser("gpu")
-    g.add_argument("--stage", choices=("main", "ablations"), default="main")
+    g.add_argument("--stage", choices=("main", "ablations", "continue"), default="main",
+                   help="continue: fine-tune WORK's main and concepts checkpoints further (after main)")  # fmt: skip
     g.add_argument("--work", required=True)
     g.add_argument("--out", required=True)
     g.add_argument("--limit-s", type=float, default=540)
