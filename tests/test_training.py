@@ -157,7 +157,9 @@ def test_run_goes_on_from_a_checkpoint(tmp_path):
 
     generate("train", 0, 3, tmp_path / "train", workers=1, device="cpu", progress=False)
     torch.manual_seed(0)
-    save_pretrained(common.build_app_model(common.app_config(smoke=True, concept_tokens=3)), tmp_path / "init")
+    save_pretrained(
+        common.build_app_model(common.app_config(smoke=True, concept_tokens=3)), tmp_path / "init"
+    )
     args = ["run", "--train", str(tmp_path / "train"), "--out", str(tmp_path / "out"), "--init",
             str(tmp_path / "init"), "--no-pretrain", "--pretrain-steps", "0", "--finetune-steps", "0",
             "--device", "cpu", "--save", "--no-progress"]  # fmt: skip
