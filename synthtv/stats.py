@@ -1,8 +1,9 @@
-"""Counts per annotation type and trivial baselines (random, position prior, longest answer) of a SynthTV dir."""
+"""Counts per annotation type, trivial baselines (random, position prior, longest answer) and the VCMR
+ceiling of a SynthTV dir."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,65 @@ def stats(data_dir: str | Path, seed: int = 0) -> dict:
         whole = moment_recall([[(0.0, e["duration"])] for e, _ in queries], golds, ks=(1,))
         base["svmr_whole_episode"] = whole
     out["baselines"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in base.items()}
+    if queries:
+        out["vcmr_ceiling"] = vcmr_ceiling(eps)
+    return out
+
+
+def _event_key(e: dict) -> tuple:
+    return ("event", tuple(sorted(e["actors"])), e["action"], tuple(sorted(e["detail"].items())))
+
+
+def _line_key(rec: dict, line: dict) -> tuple | None:
+    """What a query about this subtitle line asks for, wording aside (None: no query asks for it)."""
+    if line["kind"] == "offscreen":
+        o = line["offscreen"]
+        return ("offscreen", o["relative"], o["verb"], o["thing"])
+    if line["event"] is None or line["kind"] not in ("preview", "recall", "reaction"):
+        return None
+    said = line["text"] if line["kind"] == "reaction" else line["kind"]  # a reaction: its sentence
+    return (said, _event_key(rec["events"][line["event"]]))
+
+
+def _query_key(rec: dict, q: dict) -> tuple | None:
+    """The content of a query's gold moment: the event (video queries) or the line (sub / both)."""
+    span = (q["start"], q["end"])
+    if q["type"] == "video":
+        items, key = rec["events"], lambda e: _event_key(e)
+    else:
+        items, key = rec["subtitles"], lambda x: _line_key(rec, x)
+    for x in items:
+        if (round(x["start"], 2), round(x["end"], 2)) == span:
+            return key(x)
+    return None
+
+
+def vcmr_ceiling(recs: list[dict]) -> dict:
+    """The VCMR R@1 of an oracle over this corpus: it finds every moment whose content is the query's
+    (the same actors doing the same thing; the same kind of line about the same event; the same
+    off-screen story; the same reaction at the same event) but cannot tell those moments apart, so
+    it ranks them at random: the mean over queries of 1 / (episodes holding the query's content).
+    Queries are unique within their episode, not across a corpus: "the rocket leaves on the right"
+    happens in many episodes, and no model can know which one was meant. Returns {"all", "video",
+    "sub", "both", "median_episodes"}; a query whose moment is not found counts as unique."""
+    where: dict[tuple, set[int]] = defaultdict(set)
+    for i, r in enumerate(recs):
+        for e in r["events"]:
+            where[_event_key(e)].add(i)
+        for line in r["subtitles"]:
+            k = _line_key(r, line)
+            if k is not None:
+                where[k].add(i)
+    shared: dict[str, list[int]] = defaultdict(list)
+    for r in recs:
+        for q in r["queries"]:
+            k = _query_key(r, q)
+            shared[q["type"]].append(max(1, len(where.get(k, ()))) if k is not None else 1)
+    every = [n for v in shared.values() for n in v]
+    out = {"all": round(float(np.mean([1 / n for n in every])), 4)} if every else {}
+    out |= {t: round(float(np.mean([1 / n for n in v])), 4) for t, v in sorted(shared.items())}
+    if every:
+        out["median_episodes"] = float(np.median(every))
     return out
 
 
@@ -97,4 +157,9 @@ def format_stats(s: dict) -> str:
         else:
             v = f"{v:.3f}"
         lines.append(f"  {k:28s} {v}")
+    if s.get("vcmr_ceiling"):
+        c = s["vcmr_ceiling"]
+        lines.append(f"VCMR ceiling over these {s['episodes']} episodes (R@1 of an oracle that cannot tell apart "
+                     "moments with the same content): " + ", ".join(f"{k} {v:.3f}" for k, v in c.items()
+                                                                    if k != "median_episodes"))  # fmt: skip
     return "\n".join(lines)

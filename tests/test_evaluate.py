@@ -48,6 +48,7 @@ def test_from_video_reports_both_numbers_and_reuses_the_ingest(episode_dir, chec
     res = json.loads(capsys.readouterr().out)
 
     assert res["from_video"] and res["n_queries"] == plain["n_queries"] > 0
+    assert plain["vcmr_ceiling"]["all"] == 1.0  # one episode: an oracle finds every query's video
     assert {"svmr", "vcmr", "qa", "svmr_by_type", "qa_by_type"} <= res.keys()
     # the stored-features condition is exactly the evaluation without --from-video
     assert res["conditions"]["stored_features+gold_subtitles"]["svmr"] == plain["svmr"]

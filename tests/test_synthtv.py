@@ -193,6 +193,31 @@ def test_stats_cli_reports_counts_and_chance_baselines(generated):
     assert bad.returncode == 2
 
 
+def test_vcmr_ceiling_counts_the_episodes_a_query_cannot_tell_apart():
+    """A query is unique in its episode, so alone it is always findable; beside a copy of its episode
+    an oracle can only guess (R@1 0.5); over 40 episodes the same visual events recur."""
+    import copy
+
+    from synthtv.episode import build_episode
+    from synthtv.stats import _query_key, vcmr_ceiling
+
+    recs = [build_episode("test", seed)[0] for seed in range(40)]
+    assert all(_query_key(r, q) is not None for r in recs for q in r["queries"])  # every gold moment found
+    one = vcmr_ceiling(recs[:1])
+    assert one["all"] == 1.0 and one["median_episodes"] == 1
+    twin = copy.deepcopy(recs[0])
+    twin["episode_id"] += "-copy"
+    two = vcmr_ceiling([recs[0], twin])
+    assert {k: v for k, v in two.items() if k != "median_episodes"} == {
+        "all": 0.5,
+        "both": 0.5,
+        "sub": 0.5,
+        "video": 0.5,
+    }
+    many = vcmr_ceiling(recs)
+    assert many["video"] < many["sub"] < 1 and many["all"] < 0.9
+
+
 @pytest.mark.slow
 def test_mp4_decodes_with_the_app_reader_and_transcribes_close_to_gold(tmp_path):
     from demo.asr import transcribe

@@ -9,7 +9,9 @@ Inference is the app's: videos are encoded once (``hero_api.encode_videos``: win
 = ``hero_api.search_corpus``); QA scores the 5 candidates over the cached fused frames
 (``qa_heads`` as in ``hero_api.answer_candidates``).
 Output JSON: {"svmr": {R1@0.5, ...}, "vcmr": {...}, "qa": {"accuracy", "evidence_iou"},
-"svmr_by_type", "vcmr_by_type", "qa_by_type", "n_episodes", "n_queries", "n_questions", ...}.
+"svmr_by_type", "vcmr_by_type", "qa_by_type", "n_episodes", "n_queries", "n_questions", ...}, and
+"vcmr_ceiling" (``synthtv.stats.vcmr_ceiling``): the VCMR R@1 an oracle gets on this corpus, since
+queries that many episodes match equally well cannot be told apart.
 
 With ``--from-video`` the app's ingest (``demo.pipeline``: decoded mp4 frames, Whisper subtitles,
 features, HERO states) runs on DIR/videos and its subtitles and features replace the gold subtitles and
@@ -117,6 +119,10 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
             golds = [(eps[v].id, q.start, q.end) for v, q in qs]
             res["vcmr"] = moment_recall(vcmr, golds)
             res["vcmr_by_type"] = by_type(moment_recall, types, vcmr, golds)
+            if all(e.record for e in eps):  # what no model can beat on this corpus (synthtv.stats)
+                from synthtv.stats import vcmr_ceiling
+
+                res["vcmr_ceiling"] = vcmr_ceiling([e.record for e in eps])
         res["n_queries"] = len(qs)
     items = [(v, q) for v, e in enumerate(eps) for q in e.qa]
     if items and "qa" in tasks:
@@ -327,7 +333,7 @@ def evaluate_from_video(
 
 
 def _print_metrics(res: dict, prefix: str = "") -> None:
-    for sec in ("svmr", "vcmr", "qa"):
+    for sec in ("svmr", "vcmr", "vcmr_ceiling", "qa"):
         if sec in res:
             print(f"{prefix}{sec}", " ".join(f"{k} {v:.3f}" for k, v in res[sec].items()))
 
