@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 TEXT_WEIGHT = 0.3  # least share of the text matcher in fused scores when HERO is present
 MIN_LEN, MAX_LEN = 3.0, 24.0  # default span length bounds in seconds (HERO's 2..16 frames band, roughly)
-HERO_MIN_PRED_L = 2  # HERO's shortest span (end - start frame index) in the official decoding
 
 
 @dataclass
@@ -183,12 +182,12 @@ def search_moments(
         v_temp, _ = engine.states(record)
         r = moment_logits(engine.model, engine.query_vectors([query]), v_temp)
         w = float(hero_weight(float(r["video_scores"][0]), engine.gate))
-        # HERO decodes in its own band unless the user bounds the length: the official 2..16 frame
-        # offsets it was trained and evaluated with (allowing 1 cost SVMR R1@0.5 0.385 -> 0.26 on the
-        # --from-video episodes, training/RESULTS.md)
+        # HERO decodes in its checkpoint's band (config min_pred_l: the end - start frame offsets it is
+        # evaluated with) unless the user bounds the length
         cand = decode_moments(
             r["st_logits"][0], r["ed_logits"][0], dt,
-            min_pred_l=HERO_MIN_PRED_L if min_len is None else lo - 1, max_pred_l=hi, top_k=max(50, top_k),
+            min_pred_l=engine.config.min_pred_l if min_len is None else lo - 1, max_pred_l=hi,
+            top_k=max(50, top_k),
         )  # fmt: skip
         best = max((m["score"] for m in cand), default=1.0) or 1.0
         spans = {(m["st_idx"], m["ed_idx"] + 1): m["score"] / best for m in cand}

@@ -407,6 +407,19 @@ def test_search_api_shapes():
     assert all(x["ed_idx"] < (12 if x["video_index"] == 0 else 9) for x in c)
 
 
+def test_search_decodes_in_the_checkpoints_band():
+    """config.min_pred_l / max_pred_l (official 2 / 16; SynthTV checkpoints 1) bound every span offered."""
+    m = tiny_model("vcmr")
+    enc = encode_video(m, *video(12, 5, 10))
+    q = encode_queries(m, [[5, 6, 7]])[0]
+    for lo, hi in ((2, 16), (1, 16), (1, 4)):
+        m.config.min_pred_l, m.config.max_pred_l = lo, hi
+        every = dict(top_k=1000, nms_thd=1.0, max_before_nms=1000)  # all spans, no suppression
+        one = {m_["ed_idx"] - m_["st_idx"] for m_ in search_moments(m, q, enc.v_temp, **every)["moments"]}
+        corpus = {x["ed_idx"] - x["st_idx"] for x in search_corpus(m, q, [enc.v_temp], **every)}
+        assert one == corpus == set(range(lo, min(hi, 12))), (lo, hi)  # 12 frames: ed < 12
+
+
 # ------------------------------------------------------------------------------------------------
 # span decoding (pure functions)
 

@@ -71,6 +71,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
         concepts = model.config.concept_tokens > 0
     model.eval()
     fi = model.config.frame_interval
+    band = {"min_pred_l": model.config.min_pred_l, "max_pred_l": model.config.max_pred_l}  # its decoding
     t0 = time.perf_counter()
     enc = encode_all(model, eps, variant, concepts, show_progress=show_progress)
     res: dict = {"n_episodes": len(eps), "variant": variant, "concepts": bool(concepts)}
@@ -98,7 +99,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
                 for j, (v, _) in enumerate(chunk):
                     n = eps[v].n
                     ms = hero_heads.decode_moments(
-                        st[j, :n].cpu(), ed[j, :n].cpu(), frame_interval=fi, top_k=10
+                        st[j, :n].cpu(), ed[j, :n].cpu(), frame_interval=fi, top_k=10, **band
                     )
                     svmr.append([(m["start"], m["end"]) for m in ms])
             if "vcmr" in tasks:
@@ -108,7 +109,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
                 st, ed, vs, Mc = st.float().cpu(), ed.float().cpu(), vs.float().cpu(), M.cpu()
                 for j in range(len(chunk)):
                     ms = hero_heads.decode_corpus_moments(
-                        st[j], ed[j], Mc, vs[j], frame_interval=fi, top_k=10
+                        st[j], ed[j], Mc, vs[j], frame_interval=fi, top_k=10, **band
                     )
                     vcmr.append([(eps[m["video_index"]].id, m["start"], m["end"]) for m in ms])
         if svmr:
