@@ -21,7 +21,7 @@ import torch
 from demo.errors import InputError
 from demo.features import resolve_device
 from demo.library import VideoRecord
-from demo.subtitles import align_to_frames
+from demo.subtitles import Subtitle, align_to_frames, held
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ def tune_cpu_allocator() -> bool:
 # "Gated fusion"): on SynthTV the right video scores 0.14-0.63 (91 of 95 queries >= 0.25), on real
 # footage 0.12-0.28 whatever the query, on SynthTV's sounds and signs (which HERO never reads) 0.08-0.32.
 HERO_GATE = (0.25, 0.45)
+
+
+def hero_subtitles(record: VideoRecord, config) -> list[Subtitle]:
+    """The subtitles HERO reads for ``record``: Whisper's held as the checkpoint asks
+    (``config.asr_hold_s``); a user's subtitle file keeps its own times."""
+    hold = getattr(config, "asr_hold_s", 0.0)
+    if hold and record.subtitles_source.startswith("whisper"):
+        return held(list(record.subtitles), hold)
+    return list(record.subtitles)
 
 
 class HeroEngine:
@@ -110,7 +119,7 @@ class HeroEngine:
         ImageNet names as "name, name, name" covering that frame only."""
         from demo.text import token_ids
 
-        subs = record.subtitles
+        subs = hero_subtitles(record, self.config)
         frames = align_to_frames(subs, record.n_frames, record.frame_interval)
         pairs = list(zip(token_ids([s.text for s in subs], max_len=MAX_SUB_TOKENS), frames))
         k = getattr(self.config, "concept_tokens", 0)

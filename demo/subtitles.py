@@ -41,6 +41,17 @@ def align_to_frames(subs: list[Subtitle], n_frames: int, interval: float) -> lis
     return out
 
 
+def held(subs: list[Subtitle], seconds: float) -> list[Subtitle]:
+    """Each line kept on until the next one starts, at most ``seconds`` past its own end (never shortened;
+    the last line gets the full ``seconds``). Whisper's lines end with the speech; the SynthTV lines HERO
+    learnt from run on ~1.3 s past it, so the app feeds HERO Whisper's lines held (``HeroConfig.asr_hold_s``)."""
+    out = []
+    for i, s in enumerate(subs):
+        until = s.end + seconds if i + 1 == len(subs) else min(s.end + seconds, subs[i + 1].start)
+        out.append(Subtitle(s.start, max(s.end, until), s.text))
+    return out
+
+
 def frame_subtitles(subs: list[Subtitle], n_frames: int, interval: float) -> list[list[int]]:
     """The inverse map: for each frame, the indices of the subtitles that overlap it."""
     out: list[list[int]] = [[] for _ in range(n_frames)]

@@ -79,6 +79,10 @@ class HeroConfig:
     # Whisper's shorter subtitle times, which is what the app sees (training/RESULTS.md "Session 12").
     min_pred_l: int = 2
     max_pred_l: int = 16
+    # the app only: its Whisper lines reach HERO held until the next line starts, at most this many
+    # seconds past their end (demo.subtitles.held). SynthTV's subtitles, which app checkpoints learn
+    # from, end ~1.3 s after the speech (median), Whisper's with it (training/RESULTS.md "Session 12").
+    asr_hold_s: float = 0.0
     # MNCE temperature; QA span loss weight
     nce_temp: float = 1.0
     lw_qa_span: float = 0.4

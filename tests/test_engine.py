@@ -19,11 +19,11 @@ from models.io import save_pretrained
 from tests.conftest import SAMPLE
 
 
-def _checkpoint(path, seed, concept_tokens=0):
+def _checkpoint(path, seed, concept_tokens=0, asr_hold_s=0.0):
     torch.manual_seed(seed)
     cfg = hero_mini_config(head="app")
     cfg.f_config.num_hidden_layers, cfg.c_config.num_hidden_layers = 1, 1
-    cfg.concept_tokens = concept_tokens
+    cfg.concept_tokens, cfg.asr_hold_s = concept_tokens, asr_hold_s
     save_pretrained(build_hero(cfg), path, cfg, dtype=torch.float16)
     return str(path)
 
@@ -49,6 +49,23 @@ def test_hero_states_cached_per_checkpoint(sample_record, data_dir, ckpts, tmp_p
     assert not np.allclose(again.arrays["hero.fused"], rec.arrays["hero.fused"])
     feats, subs = b.video_inputs(again)
     assert len(subs) == len(again.subtitles) + again.n_frames  # concept tokens: one text per frame
+
+
+def test_hero_reads_whisper_lines_held_and_a_users_file_as_is(sample_record, tmp_path):
+    """config.asr_hold_s: Whisper's lines reach HERO held until the next line (at most that long);
+    subtitles from the user's file keep their times. The hold is in config.json, so states re-encode."""
+    from dataclasses import replace
+
+    from demo.subtitles import align_to_frames, held
+
+    engine = HeroEngine(_checkpoint(tmp_path / "held", 0, asr_hold_s=3.0))
+    assert engine.key != HeroEngine(_checkpoint(tmp_path / "plain", 0)).key
+    n, dt, subs = sample_record.n_frames, sample_record.frame_interval, sample_record.subtitles
+    assert sample_record.subtitles_source.startswith("whisper")
+    frames = [f for _, f in engine.video_inputs(sample_record)[1]]
+    assert frames == align_to_frames(held(subs, 3.0), n, dt) != align_to_frames(subs, n, dt)
+    from_file = replace(sample_record, subtitles_source="file:sample.srt")
+    assert [f for _, f in engine.video_inputs(from_file)[1]] == align_to_frames(subs, n, dt)
 
 
 def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):

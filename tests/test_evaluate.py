@@ -27,6 +27,7 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     cfg = hero_mini_config(head="app")
     cfg.f_config.num_hidden_layers, cfg.c_config.num_hidden_layers = 1, 1
+    cfg.asr_hold_s = 3.0  # as app checkpoints: Whisper's lines reach HERO held
     path = tmp_path_factory.mktemp("ckpt")
     save_pretrained(build_hero(cfg), path, cfg, dtype=torch.float16)
     return str(path)
@@ -67,6 +68,7 @@ def test_from_video_reports_both_numbers_and_reuses_the_ingest(episode_dir, chec
 @pytest.mark.slow
 def test_app_states_match_the_evaluated_encoding(episode_dir, checkpoint, lib):
     """What evaluate scores from the ingested record is what the app stored for it (same inputs)."""
+    from demo.engine import hero_subtitles
     from demo.library import Library
     from models.io import load_pretrained
     from training.data import load_records
@@ -75,7 +77,7 @@ def test_app_states_match_the_evaluated_encoding(episode_dir, checkpoint, lib):
     recs, records, _ = ingest_episodes(episode_dir, Library(lib), checkpoint=checkpoint)
     model = load_pretrained(checkpoint).eval()
     feats = [np.asarray(r.features, np.float32) for r in records]
-    eps = load_records(recs, feats, subs=[list(r.subtitles) for r in records])
+    eps = load_records(recs, feats, subs=[hero_subtitles(r, model.config) for r in records])
     enc = encode_all(model, eps)[0]
     atol = 2e-2  # the library stores the states in float16
     np.testing.assert_allclose(enc.v_temp.numpy(), records[0].arrays["hero.v_temp"], atol=atol)

@@ -98,3 +98,17 @@ def test_unparseable_subtitles_raise_one_clear_error(bad):
     with pytest.raises(InputError) as e:
         parse_subtitles(bad, "bad.srt")
     assert str(e.value).startswith("bad.srt:") and "\n" not in str(e.value)
+
+
+def test_held_lines_run_on_to_the_next_line_within_the_limit():
+    from demo.subtitles import held
+
+    subs = [
+        Subtitle(0.0, 2.0, "a"),
+        Subtitle(2.5, 4.0, "b"),
+        Subtitle(9.0, 10.0, "c"),
+        Subtitle(10.0, 12.0, "d"),
+    ]
+    assert [(s.start, s.end) for s in held(subs, 3.0)] == [(0.0, 2.5), (2.5, 7.0), (9.0, 10.0), (10.0, 15.0)]
+    assert held(subs, 0.0) == subs and held([], 3.0) == []
+    assert [s.text for s in held(subs, 3.0)] == ["a", "b", "c", "d"]

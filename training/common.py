@@ -55,6 +55,7 @@ def app_config(smoke: bool = False, concept_tokens: int = 0) -> HeroConfig:
     cfg.qa_text_encoder = True  # QA at chance without it (training/RESULTS.md, "QA memorisation")
     cfg.concept_tokens = concept_tokens
     cfg.max_clip_len = 100
+    cfg.asr_hold_s = 3.0  # the app holds Whisper's lines as SynthTV's run on (RESULTS "Session 12")
     if smoke:
         cfg.f_config.num_hidden_layers = 2
         cfg.c_config.num_hidden_layers = 1

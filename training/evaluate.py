@@ -312,7 +312,10 @@ def evaluate_from_video(
     k = getattr(model.config, "concept_tokens", 0)
     # float16 as the library stores them: a re-run on a cached ingest scores the same numbers
     feats = [np.asarray(rec.features, np.float16).astype(np.float32) for rec in records]
-    asr = load_records(recs, feats, concepts=k, subs=[list(rec.subtitles) for rec in records])
+    from demo.engine import hero_subtitles
+
+    # Whisper's lines as the app feeds them to HERO (held per config.asr_hold_s)
+    asr = load_records(recs, feats, concepts=k, subs=[hero_subtitles(rec, model.config) for rec in records])
     res = evaluate(model, asr, variant, tasks=tasks)
     retimed = [gold_timed(rec.subtitles, r["subtitles"]) for r, rec in zip(recs, records)]
     inputs = {
