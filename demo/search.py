@@ -190,9 +190,13 @@ def search_moments(
             top_k=max(50, top_k),
         )  # fmt: skip
         best = max((m["score"] for m in cand), default=1.0) or 1.0
-        spans = {(m["st_idx"], m["ed_idx"] + 1): m["score"] / best for m in cand}
-        for st, ed, _ in spans_from_saliency(tsal, lo, hi, max(50, top_k)):  # the text matcher's own spans
-            spans.setdefault((st, ed), 0.0)
+        hero = {(m["st_idx"], m["ed_idx"] + 1): m["score"] / best for m in cand}
+        # the text matcher's own spans first, in its order, then HERO's: equal fused scores (HERO without
+        # a say, w = 0) keep the text matcher's ranking instead of HERO's candidate order
+        text = spans_from_saliency(tsal, lo, hi, max(50, top_k))
+        spans = {(st, ed): hero.get((st, ed), 0.0) for st, ed, _ in text}
+        for span, score in hero.items():
+            spans.setdefault(span, score)
         se = np.array(list(spans), np.int64).reshape(-1, 2)
         fused = w * np.array(list(spans.values())) + (1 - w) * span_contrast(tsal, se[:, 0], se[:, 1])
         keep = nms(torch.from_numpy(se), torch.from_numpy(fused), 0.5, top_k).tolist()

@@ -68,6 +68,22 @@ def test_hero_reads_whisper_lines_held_and_a_users_file_as_is(sample_record, tmp
     assert [f for _, f in engine.video_inputs(from_file)[1]] == align_to_frames(subs, n, dt)
 
 
+def test_hero_without_a_say_leaves_the_text_matchers_ranking(sample_record, ckpts):
+    """Gated out (share 0), HERO's candidate order must not decide between spans the text matcher
+    scores alike (it did: on real footage a tie went to HERO's order)."""
+    from dataclasses import replace
+
+    engine = HeroEngine(ckpts[0])
+    engine.gate = (5.0, 6.0)  # video scores are cosines <= 1: HERO never gets a share
+    # the same label on every frame and no subtitles: every span stands out alike (a total tie)
+    flat = replace(sample_record, subtitles=[], concepts=[["cup"]] * sample_record.n_frames)
+    for rec, q in ((sample_record, "a rocket"), (sample_record, "a cup of coffee"), (flat, "a cup")):
+        hero = search_moments(rec, q, top_k=3, engine=engine)
+        text = search_moments(rec, q, top_k=3)
+        assert hero.extra["hero_weight"] == 0 and hero.method == "hero+text"
+        assert (hero.moments[0].start, hero.moments[0].end) == (text.moments[0].start, text.moments[0].end), q
+
+
 def test_search_and_answer_through_hero(sample_record, ckpts, tmp_path):
     engine = HeroEngine(ckpts[0])
     res = search_moments(sample_record, "a rocket", top_k=5, engine=engine)
