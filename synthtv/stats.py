@@ -80,7 +80,7 @@ def _query_key(rec: dict, q: dict) -> tuple | None:
     """The content of a query's gold moment: the event (video queries) or the line (sub / both)."""
     span = (q["start"], q["end"])
     if q["type"] == "video":
-        items, key = rec["events"], lambda e: _event_key(e)
+        items, key = rec["events"], _event_key
     else:
         items, key = rec["subtitles"], lambda x: _line_key(rec, x)
     for x in items:
