@@ -14,8 +14,9 @@ Output JSON: {"svmr": {R1@0.5, ...}, "vcmr": {...}, "qa": {"accuracy", "evidence
 queries that many episodes match equally well cannot be told apart.
 
 With ``--from-video`` the app's ingest (``demo.pipeline``: decoded mp4 frames, Whisper subtitles,
-features, HERO states) runs on DIR/videos and its subtitles and features replace the gold subtitles and
-stored features (top-level metrics). The same run adds "conditions" (gold subtitles on the decoded
+features, HERO states) runs on DIR/videos and its subtitles (held as the app feeds them to HERO,
+``HeroConfig.asr_hold_s``) and features replace the gold subtitles and stored features (top-level
+metrics). The same run adds "conditions" (gold subtitles on the decoded
 features, with and without speaker names; Whisper's words on the gold times; stored features + gold
 subtitles, i.e. the run without ``--from-video``), "asr" (WER against the gold lines), "frames" (stored
 vs decoded feature cosine), "timings" (ingest seconds per episode) and, with ``--app-methods``, "app":
