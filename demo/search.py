@@ -182,8 +182,8 @@ def search_moments(
         v_temp, _ = engine.states(record)
         r = moment_logits(engine.model, engine.query_vectors([query]), v_temp)
         w = float(hero_weight(float(r["video_scores"][0]), engine.gate))
-        # HERO decodes in its checkpoint's band (config min_pred_l: the end - start frame offsets it is
-        # evaluated with) unless the user bounds the length
+        # HERO's shortest span is its checkpoint's (config min_pred_l, the end - start frame offset it is
+        # evaluated with) unless the user bounds the length; the longest is the length bound (24 s: 16)
         cand = decode_moments(
             r["st_logits"][0], r["ed_logits"][0], dt,
             min_pred_l=engine.config.min_pred_l if min_len is None else lo - 1, max_pred_l=hi,

@@ -286,6 +286,11 @@ def moment_logits(model: HeroForPretraining, query_vectors: torch.Tensor, v_temp
     }
 
 
+def _decoding(model, decode_kw: dict) -> dict:
+    """The checkpoint's frame interval and span band (config), unless the caller gives them."""
+    return {k: getattr(model.config, k) for k in ("frame_interval", "min_pred_l", "max_pred_l")} | decode_kw
+
+
 def search_moments(
     model: HeroForPretraining,
     query_vector: torch.Tensor,
@@ -296,9 +301,9 @@ def search_moments(
     """SVMR in one cached video. query_vector (H,), v_temp (N, H) ->
     {"moments": [{"start","end","score","st_idx","ed_idx"}], "saliency": (N,) cosine, "video_score"}."""
     r = moment_logits(model, query_vector[None], v_temp)
-    for k in ("frame_interval", "min_pred_l", "max_pred_l"):  # the checkpoint's decoding
-        decode_kw.setdefault(k, getattr(model.config, k))
-    moments = hero_heads.decode_moments(r["st_logits"][0], r["ed_logits"][0], top_k=top_k, **decode_kw)
+    moments = hero_heads.decode_moments(
+        r["st_logits"][0], r["ed_logits"][0], top_k=top_k, **_decoding(model, decode_kw)
+    )
     return {"moments": moments, "saliency": r["saliency"][0], "video_score": float(r["video_scores"][0])}
 
 
@@ -323,10 +328,8 @@ def search_corpus(
     q = query_vector.to(dev, torch.float32)[None]
     st, ed = model.span_logits(q, v, mask, cross=True)  # (1, Nv, T)
     vs = model.video_scores(q, v, mask)[0]  # (Nv,)
-    for k in ("frame_interval", "min_pred_l", "max_pred_l"):
-        decode_kw.setdefault(k, getattr(model.config, k))
     return hero_heads.decode_corpus_moments(
-        st[0].cpu(), ed[0].cpu(), mask.cpu(), vs.cpu(), top_k=top_k, **decode_kw
+        st[0].cpu(), ed[0].cpu(), mask.cpu(), vs.cpu(), top_k=top_k, **_decoding(model, decode_kw)
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from synthtv.generate import read_episodes
+from synthtv.script import event_key
 
 
 def stats(data_dir: str | Path, seed: int = 0) -> dict:
@@ -62,7 +64,8 @@ def stats(data_dir: str | Path, seed: int = 0) -> dict:
 
 
 def _event_key(e: dict) -> tuple:
-    return ("event", tuple(sorted(e["actors"])), e["action"], tuple(sorted(e["detail"].items())))
+    """A record's event as the generator tells events apart (``synthtv.script.event_key``)."""
+    return ("event", *event_key(SimpleNamespace(**e)))
 
 
 def _line_key(rec: dict, line: dict) -> tuple | None:
@@ -105,17 +108,17 @@ def vcmr_ceiling(recs: list[dict]) -> dict:
             k = _line_key(r, line)
             if k is not None:
                 where[k].add(i)
-    shared: dict[str, list[int]] = defaultdict(list)
+    shared: dict[str, list[int]] = defaultdict(list)  # query type -> episodes sharing each query's content
     for r in recs:
         for q in r["queries"]:
             k = _query_key(r, q)
-            shared[q["type"]].append(max(1, len(where.get(k, ()))) if k is not None else 1)
+            shared[q["type"]].append(1 if k is None else len(where[k]))  # its own episode is among them
     every = [n for v in shared.values() for n in v]
-    out = {"all": round(float(np.mean([1 / n for n in every])), 4)} if every else {}
+    if not every:
+        return {}
+    out = {"all": round(float(np.mean([1 / n for n in every])), 4)}
     out |= {t: round(float(np.mean([1 / n for n in v])), 4) for t, v in sorted(shared.items())}
-    if every:
-        out["median_episodes"] = float(np.median(every))
-    return out
+    return out | {"median_episodes": float(np.median(every))}
 
 
 def wer_words(text: str) -> list[str]:

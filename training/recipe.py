@@ -204,13 +204,22 @@ def gpu(a) -> int:
     def dump():
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
-    # continue: main's checkpoints (WORK/runs/NAME/model), fine-tuned for the whole budget
-    init = {k: work / "runs" / k / "model" for k in MAIN_RUNS}
-    continue_runs = {k: {**v, "init": str(init[k]), "no_pretrain": True} for k, v in MAIN_RUNS.items()
-                     if (init[k] / "model.safetensors").is_file()}  # fmt: skip
-    if a.stage == "continue" and not continue_runs:
-        note(f"no checkpoint under {work / 'runs'}/*/model: run --stage main first")
-        return 2
+    # one process per run: a single run is bound by its own step latency, not by the GPU, so runs
+    # side by side come almost free. Ablations run at a smaller batch so that nine fit in the GPU's
+    # memory (at 64, four of nine ran out; beside the generator, which holds ~15 GB, so did main)
+    ships = a.stage in ("main", "continue")
+    if a.stage == "continue":  # main's checkpoints (WORK/runs/NAME/model), fine-tuned for the whole budget
+        init = {k: work / "runs" / k / "model" for k in MAIN_RUNS}
+        runs = {k: {**v, "init": str(init[k]), "no_pretrain": True} for k, v in MAIN_RUNS.items()
+                if (init[k] / "model.safetensors").is_file()}  # fmt: skip
+        if not runs:
+            note(f"no checkpoint under {work / 'runs'}/*/model: run --stage main first")
+            return 2
+    elif ships:
+        runs = MAIN_RUNS
+    else:
+        runs = {k: {**v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
+    runs = {k: {**PRETRAIN_SPEC, **v} for k, v in runs.items()}
     counts = dict(GEN)
     if a.train_count:
         counts["train"] = a.train_count
@@ -220,16 +229,6 @@ def gpu(a) -> int:
     p.wait()
     note(f"generated train {counts['train']} in {time.time() - t:.1f}s rc={p.returncode}")
     summary["gen"]["train"] = json.loads((work / "train" / "meta.json").read_text())
-    # one process per run: a single run is bound by its own step latency, not by the GPU, so runs
-    # side by side come almost free. Ablations run at a smaller batch so that nine fit in the GPU's
-    # memory (at 64, four of nine ran out; beside the generator, which holds ~15 GB, so did main)
-    ships = a.stage in ("main", "continue")
-    if a.stage == "continue":
-        runs = {k: {**PRETRAIN_SPEC, **v} for k, v in continue_runs.items()}
-    elif ships:
-        runs = {k: {**PRETRAIN_SPEC, **v} for k, v in MAIN_RUNS.items()}
-    else:
-        runs = {k: {**PRETRAIN_SPEC, **v, "batch_size": ABLATION_BATCH} for k, v in ABLATIONS.items()}
     left = a.limit_s - (time.time() - t0)
     eval_s = 75 if ships else 60
     train_s = left - eval_s - 25
