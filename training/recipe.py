@@ -3,7 +3,8 @@
     # one run (any machine); time budgets in seconds fix the step counts after a short calibration
     python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
-        [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR]
+        [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR] \
+        [--finetune-tasks vcmr,qa] [--qa-per-video 3]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -102,7 +103,8 @@ def run(a) -> dict:
         res["pretrain_steps"] = len(log_pt.rows)
     log_ft = common.Log(out, "finetune")
     finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
-             log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers)  # fmt: skip
+             log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers,
+             tasks=tuple(a.finetune_tasks.split(",")), qa_per_video=a.qa_per_video)  # fmt: skip
     log_ft.save()
     res["finetune_steps"] = len(log_ft.rows)
     res["train_s"] = round(time.time() - t_start, 1)
@@ -440,6 +442,10 @@ def main(argv=None) -> int:
     r.add_argument("--smoke", action="store_true")
     r.add_argument("--tasks", default="mlm,mnce,fom,vsm")
     r.add_argument("--no-pretrain", action="store_true")
+    r.add_argument("--finetune-tasks", default="vcmr,qa")
+    r.add_argument(
+        "--qa-per-video", type=int, default=3, help="QA questions per video and step (each: 5 passes)"
+    )
     r.add_argument("--variant", default="full")
     r.add_argument("--concepts", type=int, default=0)
     r.add_argument("--pretrain-steps", type=int, default=100_000)
