@@ -173,6 +173,31 @@ def test_run_goes_on_from_a_checkpoint(tmp_path):
         torch.testing.assert_close(after[k].float(), before[k].float().half().float(), msg=k)
 
 
+def test_run_fine_tunes_the_named_tasks_only(tmp_path):
+    """`run --finetune-tasks vcmr` (the CPU continuation, where a QA question costs 5 passes over its
+    video): moment retrieval trains, the QA heads keep their weights and no QA loss is logged."""
+    from safetensors.torch import load_file
+
+    from models.io import save_pretrained
+    from synthtv.generate import generate
+    from training.recipe import main
+
+    generate("train", 0, 3, tmp_path / "train", workers=1, device="cpu", progress=False)
+    torch.manual_seed(0)
+    save_pretrained(common.build_app_model(common.app_config(smoke=True)), tmp_path / "init")
+    args = ["run", "--train", str(tmp_path / "train"), "--out", str(tmp_path / "out"), "--init",
+            str(tmp_path / "init"), "--no-pretrain", "--finetune-steps", "3", "--batch-size", "3",
+            "--finetune-tasks", "vcmr", "--device", "cpu", "--save", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads((tmp_path / "out" / "finetune_log.json").read_text())["rows"]
+    assert len(rows) == 3 and all("loss_st_ed" in r and "loss_qa" not in r for r in rows)
+    before, after = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("init", "out/model"))
+    qa = [k for k in before if k.startswith(("qa_pool", "qa_pred_head"))]
+    assert qa and all(torch.equal(before[k].half(), after[k].half()) for k in qa)  # saved in fp16
+    k = "q_feat_attn.modular_vector_mapping.weight"  # the query side of moment retrieval
+    assert not torch.equal(before[k].half(), after[k].half())
+
+
 def test_step_profile_reports_every_step_kind_and_the_packing_syncs(tmp_path, capsys):
     """training.profile_step times each step kind and counts the operators that make a CUDA host wait:
     the packed encoders find their real tokens with nonzero, so every step has some."""

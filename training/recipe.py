@@ -506,8 +506,11 @@ def main(argv=None) -> int:
     if a.cmd == "assemble":
         return assemble(a)
     if a.cmd == "run":
-        if a.pretrain_s is None and a.finetune_s is None and a.pretrain_steps == 100_000:
-            a.pretrain_steps, a.finetune_steps = 2000, 3000
+        # without a time budget, a step count left at its cap means the default (one given is kept)
+        if a.pretrain_s is None and a.pretrain_steps == 100_000:
+            a.pretrain_steps = 2000
+        if a.finetune_s is None and a.finetune_steps == 100_000:
+            a.finetune_steps = 3000
         print(json.dumps(run(a))[:2000])
         return 0
     if a.cmd == "gpu":
