@@ -173,7 +173,7 @@ def test_run_goes_on_from_a_checkpoint(tmp_path):
         torch.testing.assert_close(after[k].float(), before[k].float().half().float(), msg=k)
 
 
-def test_run_fine_tunes_the_named_tasks_only(tmp_path):
+def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     """`run --finetune-tasks vcmr` (the CPU continuation, where a QA question costs 5 passes over its
     video): moment retrieval trains, the QA heads keep their weights and no QA loss is logged."""
     from safetensors.torch import load_file
@@ -196,6 +196,9 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path):
     assert qa and all(torch.equal(before[k].half(), after[k].half()) for k in qa)  # saved in fp16
     k = "q_feat_attn.modular_vector_mapping.weight"  # the query side of moment retrieval
     assert not torch.equal(before[k].half(), after[k].half())
+    with pytest.raises(SystemExit):  # argparse's one-line error, before any work
+        main([("vcrm" if a == "vcmr" else a) for a in args])
+    assert "not 'vcrm'" in capsys.readouterr().err
 
 
 def test_step_profile_reports_every_step_kind_and_the_packing_syncs(tmp_path, capsys):

@@ -104,7 +104,7 @@ def run(a) -> dict:
     log_ft = common.Log(out, "finetune")
     finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
              log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers,
-             tasks=tuple(a.finetune_tasks.split(",")), qa_per_video=a.qa_per_video)  # fmt: skip
+             tasks=a.finetune_tasks, qa_per_video=a.qa_per_video)  # fmt: skip
     log_ft.save()
     res["finetune_steps"] = len(log_ft.rows)
     res["train_s"] = round(time.time() - t_start, 1)
@@ -430,6 +430,13 @@ def assemble(a) -> int:
     return 0
 
 
+def _finetune_tasks(text: str) -> tuple[str, ...]:
+    tasks = tuple(t for t in text.split(",") if t)
+    if not tasks or set(tasks) - {"vcmr", "qa"}:
+        raise argparse.ArgumentTypeError(f"fine-tuning tasks are vcmr and/or qa, not {text!r}")
+    return tasks
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -442,7 +449,7 @@ def main(argv=None) -> int:
     r.add_argument("--smoke", action="store_true")
     r.add_argument("--tasks", default="mlm,mnce,fom,vsm")
     r.add_argument("--no-pretrain", action="store_true")
-    r.add_argument("--finetune-tasks", default="vcmr,qa")
+    r.add_argument("--finetune-tasks", type=_finetune_tasks, default="vcmr,qa", help="vcmr, qa or both")
     r.add_argument(
         "--qa-per-video", type=int, default=3, help="QA questions per video and step (each: 5 passes)"
     )
