@@ -75,9 +75,8 @@ class HeroConfig:
     hard_neg_weight: float = 10.0
     # SVMR/VCMR decoding band, end - start frame index in [min_pred_l, max_pred_l) (official names; the
     # TVR and DiDeMo configs use 2..16: 3-16 frames, 4.5-24 s). training.evaluate, hero_api and the app
-    # all decode in it. SynthTV's moments are 2-3 frames: 1 gains on gold subtitle times, and with
-    # Whisper's lines held (asr_hold_s) no longer loses in the app; every table so far is at 2
-    # (training/RESULTS.md "Session 12").
+    # all decode in it. SynthTV's moments are 2-4 frames, so app checkpoints trained on it say 1
+    # (training.common.app_config; training/RESULTS.md "Session 12" and "Session 13").
     min_pred_l: int = 2
     max_pred_l: int = 16
     # the app only: its Whisper lines reach HERO held until the next line starts, at most this many

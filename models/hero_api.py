@@ -286,8 +286,9 @@ def moment_logits(model: HeroForPretraining, query_vectors: torch.Tensor, v_temp
     }
 
 
-def _decoding(model, decode_kw: dict) -> dict:
-    """The checkpoint's frame interval and span band (config), unless the caller gives them."""
+def decoding(model, **decode_kw) -> dict:
+    """The checkpoint's frame interval and span band (config), unless the caller gives them: the
+    keyword arguments of ``hero_heads.decode_moments`` / ``decode_corpus_moments``."""
     return {k: getattr(model.config, k) for k in ("frame_interval", "min_pred_l", "max_pred_l")} | decode_kw
 
 
@@ -302,7 +303,7 @@ def search_moments(
     {"moments": [{"start","end","score","st_idx","ed_idx"}], "saliency": (N,) cosine, "video_score"}."""
     r = moment_logits(model, query_vector[None], v_temp)
     moments = hero_heads.decode_moments(
-        r["st_logits"][0], r["ed_logits"][0], top_k=top_k, **_decoding(model, decode_kw)
+        r["st_logits"][0], r["ed_logits"][0], top_k=top_k, **decoding(model, **decode_kw)
     )
     return {"moments": moments, "saliency": r["saliency"][0], "video_score": float(r["video_scores"][0])}
 
@@ -329,7 +330,7 @@ def search_corpus(
     st, ed = model.span_logits(q, v, mask, cross=True)  # (1, Nv, T)
     vs = model.video_scores(q, v, mask)[0]  # (Nv,)
     return hero_heads.decode_corpus_moments(
-        st[0].cpu(), ed[0].cpu(), mask.cpu(), vs.cpu(), top_k=top_k, **_decoding(model, decode_kw)
+        st[0].cpu(), ed[0].cpu(), mask.cpu(), vs.cpu(), top_k=top_k, **decoding(model, **decode_kw)
     )
 
 

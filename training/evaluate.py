@@ -39,7 +39,7 @@ import torch
 
 from demo.engine import DEFAULT_CHECKPOINT
 from models import hero_heads
-from models.hero_api import default_window, encode_videos
+from models.hero_api import decoding, default_window, encode_videos
 from training import common
 from training.data import FLAT_MAX_TOKENS, Episode, load_records, load_split, pad, video_inputs
 from training.metrics import by_type, moment_recall, qa_accuracy
@@ -72,7 +72,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
         concepts = model.config.concept_tokens > 0
     model.eval()
     fi = model.config.frame_interval
-    band = {"min_pred_l": model.config.min_pred_l, "max_pred_l": model.config.max_pred_l}  # its decoding
+    dec = decoding(model, top_k=10)  # the checkpoint's frame interval and span band
     t0 = time.perf_counter()
     enc = encode_all(model, eps, variant, concepts, show_progress=show_progress)
     res: dict = {"n_episodes": len(eps), "variant": variant, "concepts": bool(concepts)}
@@ -99,9 +99,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
                 st, ed = st.float().cpu(), ed.float().cpu()
                 for j, (v, _) in enumerate(chunk):
                     n = eps[v].n
-                    ms = hero_heads.decode_moments(
-                        st[j, :n].cpu(), ed[j, :n].cpu(), frame_interval=fi, top_k=10, **band
-                    )
+                    ms = hero_heads.decode_moments(st[j, :n].cpu(), ed[j, :n].cpu(), **dec)
                     svmr.append([(m["start"], m["end"]) for m in ms])
             if "vcmr" in tasks:
                 st, ed = model.span_logits(qv, V, M, cross=True)  # (q, Nv, T)
@@ -109,9 +107,7 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
                 # decode on the CPU: NMS is a short Python loop, one GPU sync per step otherwise
                 st, ed, vs, Mc = st.float().cpu(), ed.float().cpu(), vs.float().cpu(), M.cpu()
                 for j in range(len(chunk)):
-                    ms = hero_heads.decode_corpus_moments(
-                        st[j], ed[j], Mc, vs[j], frame_interval=fi, top_k=10, **band
-                    )
+                    ms = hero_heads.decode_corpus_moments(st[j], ed[j], Mc, vs[j], **dec)
                     vcmr.append([(eps[m["video_index"]].id, m["start"], m["end"]) for m in ms])
         if svmr:
             golds = [(q.start, q.end) for _, q in qs]
