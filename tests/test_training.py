@@ -201,6 +201,38 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     assert "not 'vcrm'" in capsys.readouterr().err
 
 
+def test_frozen_cross_modal_fine_tuning(data):
+    """`--freeze-cross`: the cached fused frames give the very losses of a full encoding (eval mode);
+    training then moves the temporal side only and leaves each parameter as trainable as it was."""
+    from training.finetune import FROZEN_CROSS, cache_fused, finetune, multitask_forward, multitask_inputs
+
+    torch.manual_seed(0)
+    model = common.build_app_model(common.app_config(smoke=True)).eval()
+    eps = data["train"][:4]
+    cached = cache_fused(model, eps, show_progress=False)
+    assert [tuple(cached[e.id].shape) for e in eps] == [(e.n, 384) for e in eps]
+    full, part = (
+        multitask_inputs(eps, np.random.default_rng(1), model.config, fused=f, qa_per_video=1)
+        for f in (None, cached)
+    )
+    with torch.no_grad():
+        a, b = (multitask_forward(model, inp, "cpu") for inp in (full, part))
+    for k in ("loss_st_ed", "loss_neg_ctx", "loss_qa", "loss_span"):
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}  # MiniLM's word table: fixed
+    log = finetune(model, data["train"][:8], 3, batch_size=4, lr=1e-3, show_progress=False, freeze_cross=True,
+                   qa_per_video=1)  # fmt: skip
+    assert len(log.rows) == 3 and all(np.isfinite(r["loss"]) for r in log.rows)
+    after = dict(model.named_parameters())
+    frozen = [n for n in before if n.startswith(FROZEN_CROSS)]
+    assert frozen and all(torch.equal(before[n], after[n]) for n in frozen)
+    for n in ("v_encoder.c_encoder.encoder.layer.0.attention.self.query.weight", "qa_pool.weight"):
+        assert not torch.equal(before[n], after[n]), n
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
+
+
 def test_step_profile_reports_every_step_kind_and_the_packing_syncs(tmp_path, capsys):
     """training.profile_step times each step kind and counts the operators that make a CUDA host wait:
     the packed encoders find their real tokens with nonzero, so every step has some."""

@@ -11,6 +11,11 @@ Differences from the official recipe: the two tasks share one encoder and one op
 ``lw_st_ed`` is 1.0 instead of 0.01 so the span loss is not drowned by the QA loss in the shared
 encoder; QA heads learn at 10x the base learning rate (official TVQA lr_mul).
 
+``freeze_cross``: the cross-modal transformer and the frame embedders stay fixed (eval mode), each
+training video's fused frames are computed once (``cache_fused``), and only the temporal transformer,
+the query encoder and the heads learn. A step then skips the cross-modal pass over every subtitle,
+the main cost of a step on the CPU.
+
     python -m training.finetune --train DIR --init PRETRAINED_DIR|none --out DIR [--smoke] [--steps N]
 """
 
@@ -24,17 +29,27 @@ import torch
 import torch.nn.functional as F
 
 from models import hero_heads
+from models.hero import HeroFrameOutput
 from training import common
 from training.data import Episode, draw_episodes, qa_batch, query_batch, video_batch
+
+# the modules ``freeze_cross`` keeps fixed: everything the cached fused frames and the text come from
+FROZEN_CROSS = ("v_encoder.f_encoder.", "v_encoder.frame_transform.", "v_encoder.mask_embedding.")
 
 LW_ST_ED = 1.0
 HARD_NEG_FROM = 0.4  # fraction of steps after which hard negatives are used (official 2000 / 5000)
 
 
 def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=False, tasks=("vcmr", "qa"),
-                     queries_per_video=4, qa_per_video=3) -> dict:  # fmt: skip
-    """The CPU inputs of one fine-tuning step over ``eps``."""
-    inp = {"batch": video_batch(eps, config, variant, concepts)}
+                     queries_per_video=4, qa_per_video=3, fused: dict | None = None) -> dict:  # fmt: skip
+    """The CPU inputs of one fine-tuning step over ``eps``; with ``fused`` (``cache_fused``) the
+    videos' cached fused frames (B, T, H) and mask (B, T) instead of their HeroVideoBatch."""
+    if fused is None:
+        inp = {"batch": video_batch(eps, config, variant, concepts)}
+    else:
+        x = torch.nn.utils.rnn.pad_sequence([fused[e.id] for e in eps], batch_first=True)
+        n = torch.tensor([e.n for e in eps])
+        inp = {"fused": (x, (torch.arange(x.shape[1])[None] < n[:, None]).float())}
     if "vcmr" in tasks:
         inp["query"] = query_batch(eps, queries_per_video, rng)
     if "qa" in tasks and any(e.qa for e in eps):
@@ -45,7 +60,11 @@ def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=F
 def multitask_forward(model, inp: dict, device, hard=False) -> dict:
     """Both fine-tuning losses from one encoding of the batch -> {"loss", "loss_st_ed", ...}."""
     cfg = model.config
-    frames = model.encode_frames(inp["batch"].to(device))  # fused, v_temp (B, T, H), mask (B, T)
+    if "fused" in inp:  # cached cross-modal outputs: only the temporal transformer runs
+        fused, mask = (x.to(device) for x in inp["fused"])
+        frames = HeroFrameOutput(fused, model.v_encoder.c_encoder(fused, mask), mask)
+    else:
+        frames = model.encode_frames(inp["batch"].to(device))  # fused, v_temp (B, T, H), mask (B, T)
     out: dict = {}
     total = 0.0
     if "query" in inp:
@@ -104,18 +123,34 @@ def finetune(
     hard_from: float | None = HARD_NEG_FROM,
     qa_per_video: int = 3,
     workers: int = 0,
+    freeze_cross: bool = False,
 ):
     """Fine-tune in place; returns the log. ``hard_from``: fraction of the steps after which the
     VCMR ranking losses use hard negatives (None: never; with fewer in-batch negatives than the hard
-    pool that only multiplies every negative's weight by ``hard_neg_weight``)."""
+    pool that only multiplies every negative's weight by ``hard_neg_weight``). ``freeze_cross``: see
+    the module docstring."""
     device = torch.device(device)
     log = log or common.Log(None, "finetune")
-    model.to(device).train()
     cfg = model.config
+    fused = None
+    frozen = [
+        p
+        for n, p in model.named_parameters()
+        if freeze_cross and n.startswith(FROZEN_CROSS) and p.requires_grad
+    ]
+    if freeze_cross:
+        fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
+    for p in frozen:
+        p.requires_grad_(False)
+    model.to(device).train()
+    if freeze_cross:  # no dropout in the fixed text path either (it also reads queries and candidates)
+        model.v_encoder.f_encoder.eval()
 
     def make(step, rng):
         eps = draw_episodes(train, rng, batch_size)
-        return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video)
+        return multitask_inputs(
+            eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video, fused=fused
+        )
 
     opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
     sched = common.StepBudget(steps, budget_s)
@@ -130,7 +165,29 @@ def finetune(
         cur = common.set_lr(opt, lr, step, steps)
         out = train_step(model, opt, inp, device, hard=hard_from is not None and step >= hard_from * steps)
         log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
+    for p in frozen:
+        p.requires_grad_(True)
     return log
+
+
+@torch.no_grad()
+def cache_fused(model, eps: list[Episode], variant="full", concepts=False, device="cpu", batch_size=32,
+                show_progress=True) -> dict[str, torch.Tensor]:  # fmt: skip
+    """{episode id: its fused frames (n, H), float32 on the CPU}: the cross-modal transformer's
+    output in eval mode (as the app encodes), for ``freeze_cross`` fine-tuning."""
+    was = model.training
+    model.to(device).eval()
+    out = {}
+    bar = common.progress(None, len(eps), "cache fused frames", show_progress)
+    for i in range(0, len(eps), batch_size):
+        chunk = eps[i : i + batch_size]
+        with common.autocast(torch.device(device)):
+            f = model.encode_frames(video_batch(chunk, model.config, variant, concepts).to(device), False)
+        for j, e in enumerate(chunk):
+            out[e.id] = f.fused[j, : e.n].float().cpu()
+        bar.update(len(chunk))
+    model.train(was)
+    return out
 
 
 def main(argv=None) -> int:
