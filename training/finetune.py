@@ -132,14 +132,10 @@ def finetune(
     device = torch.device(device)
     log = log or common.Log(None, "finetune")
     cfg = model.config
-    fused = None
-    frozen = [
-        p
-        for n, p in model.named_parameters()
-        if freeze_cross and n.startswith(FROZEN_CROSS) and p.requires_grad
-    ]
+    fused, frozen = None, []
     if freeze_cross:
         fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
+        frozen = [p for n, p in model.named_parameters() if n.startswith(FROZEN_CROSS) and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     model.to(device).train()
