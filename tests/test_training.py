@@ -233,6 +233,21 @@ def test_frozen_cross_modal_fine_tuning(data):
     assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
 
 
+def test_qa_from_the_first_videos_of_a_batch_only(data):
+    """`--qa-videos N`: VCMR keeps every video of the batch, QA asks only about the first N (a question
+    costs 5 temporal passes), and each question still points at its own video."""
+    from training.finetune import multitask_inputs
+
+    eps = [e for e in data["train"] if e.qa][:4]
+    inp = multitask_inputs(eps, np.random.default_rng(0), common.app_config(smoke=True), qa_per_video=2,
+                           qa_videos=2)  # fmt: skip
+    vidx, ids, answers = inp["qa"][0], inp["qa"][1], inp["qa"][3]
+    assert vidx.tolist() == [0, 0, 1, 1] and ids.shape[0] == 5 * len(answers) == 20
+    assert set(inp["query"][2].tolist()) == {0, 1, 2, 3}  # queries from all four videos
+    own = {tuple(x for x in row if x) for e in eps[:2] for q in e.qa for row in q.ids}
+    assert {tuple(x for x in row.tolist() if x) for row in ids} <= own
+
+
 def test_step_profile_reports_every_step_kind_and_the_packing_syncs(tmp_path, capsys):
     """training.profile_step times each step kind and counts the operators that make a CUDA host wait:
     the packed encoders find their real tokens with nonzero, so every step has some."""

@@ -41,9 +41,11 @@ HARD_NEG_FROM = 0.4  # fraction of steps after which hard negatives are used (of
 
 
 def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=False, tasks=("vcmr", "qa"),
-                     queries_per_video=4, qa_per_video=3, fused: dict | None = None) -> dict:  # fmt: skip
+                     queries_per_video=4, qa_per_video=3, fused: dict | None = None,
+                     qa_videos: int | None = None) -> dict:  # fmt: skip
     """The CPU inputs of one fine-tuning step over ``eps``; with ``fused`` (``cache_fused``) the
-    videos' cached fused frames (B, T, H) and mask (B, T) instead of their HeroVideoBatch."""
+    videos' cached fused frames (B, T, H) and mask (B, T) instead of their HeroVideoBatch.
+    ``qa_videos``: QA questions from the first N videos only (all by default)."""
     if fused is None:
         inp = {"batch": video_batch(eps, config, variant, concepts)}
     else:
@@ -52,8 +54,9 @@ def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=F
         inp = {"fused": (x, (torch.arange(x.shape[1])[None] < n[:, None]).float())}
     if "vcmr" in tasks:
         inp["query"] = query_batch(eps, queries_per_video, rng)
-    if "qa" in tasks and any(e.qa for e in eps):
-        inp["qa"] = qa_batch(eps, qa_per_video, rng)
+    qa_eps = eps[:qa_videos]  # the first videos keep their batch positions, so vidx stays valid
+    if "qa" in tasks and any(e.qa for e in qa_eps):
+        inp["qa"] = qa_batch(qa_eps, qa_per_video, rng)
     return inp
 
 
@@ -124,11 +127,13 @@ def finetune(
     qa_per_video: int = 3,
     workers: int = 0,
     freeze_cross: bool = False,
+    qa_videos: int | None = None,
 ):
     """Fine-tune in place; returns the log. ``hard_from``: fraction of the steps after which the
     VCMR ranking losses use hard negatives (None: never; with fewer in-batch negatives than the hard
     pool that only multiplies every negative's weight by ``hard_neg_weight``). ``freeze_cross``: see
-    the module docstring."""
+    the module docstring. ``qa_videos``: QA questions from only the first N videos of each batch
+    (QA costs 5 temporal passes per question; VCMR keeps the whole batch)."""
     device = torch.device(device)
     log = log or common.Log(None, "finetune")
     cfg = model.config
@@ -144,9 +149,8 @@ def finetune(
 
     def make(step, rng):
         eps = draw_episodes(train, rng, batch_size)
-        return multitask_inputs(
-            eps, rng, cfg, variant, concepts, tasks, qa_per_video=qa_per_video, fused=fused
-        )
+        kw = dict(qa_per_video=qa_per_video, fused=fused, qa_videos=qa_videos)
+        return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, **kw)
 
     opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
     sched = common.StepBudget(steps, budget_s)

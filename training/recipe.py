@@ -4,7 +4,7 @@
     python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
         [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR] \
-        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--freeze-cross]
+        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -104,7 +104,8 @@ def run(a) -> dict:
     log_ft = common.Log(out, "finetune")
     finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
              log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers,
-             tasks=a.finetune_tasks, qa_per_video=a.qa_per_video, freeze_cross=a.freeze_cross)  # fmt: skip
+             tasks=a.finetune_tasks, qa_per_video=a.qa_per_video, freeze_cross=a.freeze_cross,
+             qa_videos=a.qa_videos)  # fmt: skip
     log_ft.save()
     res["finetune_steps"] = len(log_ft.rows)
     res["train_s"] = round(time.time() - t_start, 1)
@@ -453,6 +454,7 @@ def main(argv=None) -> int:
     r.add_argument(
         "--qa-per-video", type=int, default=3, help="QA questions per video and step (each: 5 passes)"
     )
+    r.add_argument("--qa-videos", type=int, default=None, help="QA from only the first N videos of a batch")
     r.add_argument(
         "--freeze-cross", action="store_true",
         help="fine-tune with the cross-modal transformer fixed (its outputs cached once; CPU speed)",
