@@ -233,6 +233,30 @@ def test_frozen_cross_modal_fine_tuning(data):
     assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
 
 
+def test_cross_top_trains_only_the_top_cross_modal_layers(data):
+    """`--cross-top K` with `--freeze-cross`: the top K cross-modal layers learn beside the temporal
+    side; the lower layers and the frame embedders stay as they were; a bad K is refused."""
+    from training.finetune import FROZEN_CROSS, finetune
+
+    torch.manual_seed(0)
+    model = common.build_app_model(common.app_config(smoke=True))
+    top = f"v_encoder.f_encoder.encoder.layer.{len(model.v_encoder.f_encoder.encoder.layer) - 1}."
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
+    log = finetune(model, data["train"][:8], 3, batch_size=4, lr=1e-3, show_progress=False, freeze_cross=True,
+                   cross_top=1, qa_per_video=1)  # fmt: skip
+    assert len(log.rows) == 3 and all(np.isfinite(r["loss"]) for r in log.rows)
+    after = dict(model.named_parameters())
+    fixed = [n for n in before if n.startswith(FROZEN_CROSS) and not n.startswith(top)]
+    assert fixed and all(torch.equal(before[n], after[n]) for n in fixed)
+    for n in (top + "attention.self.query.weight", top + "output.dense.weight", "qa_pool.weight"):
+        assert not torch.equal(before[n], after[n]), n
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
+    for bad in (dict(cross_top=1), dict(cross_top=99, freeze_cross=True)):
+        with pytest.raises(ValueError, match="cross_top"):
+            finetune(model, data["train"][:4], 1, show_progress=False, **bad)
+
+
 def test_qa_from_the_first_videos_of_a_batch_only(data):
     """`--qa-videos N`: VCMR keeps every video of the batch, QA asks only about the first N (a question
     costs 5 temporal passes), and each question still points at its own video."""

@@ -128,24 +128,39 @@ def finetune(
     workers: int = 0,
     freeze_cross: bool = False,
     qa_videos: int | None = None,
+    cross_top: int = 0,
 ):
     """Fine-tune in place; returns the log. ``hard_from``: fraction of the steps after which the
     VCMR ranking losses use hard negatives (None: never; with fewer in-batch negatives than the hard
     pool that only multiplies every negative's weight by ``hard_neg_weight``). ``freeze_cross``: see
     the module docstring. ``qa_videos``: QA questions from only the first N videos of each batch
-    (QA costs 5 temporal passes per question; VCMR keeps the whole batch)."""
+    (QA costs 5 temporal passes per question; VCMR keeps the whole batch). ``cross_top`` K (with
+    ``freeze_cross``): the top K cross-modal layers learn too, so nothing is cached and every step
+    runs the fixed lower layers (no grad, eval mode) and the K learning ones."""
     device = torch.device(device)
     log = log or common.Log(None, "finetune")
     cfg = model.config
     fused, frozen = None, []
+    layers = model.v_encoder.f_encoder.encoder.layer
+    if not 0 <= cross_top <= len(layers) or (cross_top and not freeze_cross):
+        raise ValueError(f"cross_top must be 0..{len(layers)} and needs freeze_cross, got {cross_top}")
+    top = tuple(
+        f"v_encoder.f_encoder.encoder.layer.{i}." for i in range(len(layers) - cross_top, len(layers))
+    )
     if freeze_cross:
-        fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
-        frozen = [p for n, p in model.named_parameters() if n.startswith(FROZEN_CROSS) and p.requires_grad]
+        if not cross_top:
+            fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
+        frozen = [
+            p for n, p in model.named_parameters()
+            if n.startswith(FROZEN_CROSS) and not n.startswith(top) and p.requires_grad
+        ]  # fmt: skip
     for p in frozen:
         p.requires_grad_(False)
     model.to(device).train()
     if freeze_cross:  # no dropout in the fixed text path either (it also reads queries and candidates)
         model.v_encoder.f_encoder.eval()
+        for layer in layers[len(layers) - cross_top :]:
+            layer.train()
 
     def make(step, rng):
         eps = draw_episodes(train, rng, batch_size)

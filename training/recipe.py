@@ -4,7 +4,7 @@
     python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
         [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR] \
-        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross]
+        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -105,7 +105,7 @@ def run(a) -> dict:
     finetune(model, train, a.finetune_steps, a.batch_size, a.lr, a.variant, k > 0, dev, a.seed + 1, deadline,
              log_ft, show_progress=a.progress, budget_s=a.finetune_s, workers=workers,
              tasks=a.finetune_tasks, qa_per_video=a.qa_per_video, freeze_cross=a.freeze_cross,
-             qa_videos=a.qa_videos)  # fmt: skip
+             qa_videos=a.qa_videos, cross_top=a.cross_top)  # fmt: skip
     log_ft.save()
     res["finetune_steps"] = len(log_ft.rows)
     res["train_s"] = round(time.time() - t_start, 1)
@@ -438,6 +438,16 @@ def _finetune_tasks(text: str) -> tuple[str, ...]:
     return tasks
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return n
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -452,12 +462,18 @@ def main(argv=None) -> int:
     r.add_argument("--no-pretrain", action="store_true")
     r.add_argument("--finetune-tasks", type=_finetune_tasks, default="vcmr,qa", help="vcmr, qa or both")
     r.add_argument(
-        "--qa-per-video", type=int, default=3, help="QA questions per video and step (each: 5 passes)"
+        "--qa-per-video", type=_count, default=3, help="QA questions per video and step (each: 5 passes)"
     )
-    r.add_argument("--qa-videos", type=int, default=None, help="QA from only the first N videos of a batch")
+    r.add_argument(
+        "--qa-videos", type=_count, default=None, help="QA from only the first N videos of a batch"
+    )
     r.add_argument(
         "--freeze-cross", action="store_true",
         help="fine-tune with the cross-modal transformer fixed (its outputs cached once; CPU speed)",
+    )  # fmt: skip
+    r.add_argument(
+        "--cross-top", type=_count, default=0,
+        help="with --freeze-cross: the top K cross-modal layers learn too (nothing cached)",
     )  # fmt: skip
     r.add_argument("--variant", default="full")
     r.add_argument("--concepts", type=int, default=0)
@@ -519,6 +535,8 @@ def main(argv=None) -> int:
     if a.cmd == "assemble":
         return assemble(a)
     if a.cmd == "run":
+        if a.cross_top and not a.freeze_cross:
+            p.error("--cross-top needs --freeze-cross")
         # without a time budget, a step count left at its cap means the default (one given is kept)
         if a.pretrain_s is None and a.pretrain_steps == 100_000:
             a.pretrain_steps = 2000
