@@ -175,7 +175,8 @@ def test_run_goes_on_from_a_checkpoint(tmp_path):
 
 def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     """`run --finetune-tasks vcmr` (the CPU continuation, where a QA question costs 5 passes over its
-    video): moment retrieval trains, the QA heads keep their weights and no QA loss is logged."""
+    video): moment retrieval trains, the QA heads keep their weights and no QA loss is logged.
+    `--concepts 2` on a checkpoint trained without switches its concept tokens on."""
     from safetensors.torch import load_file
 
     from models.io import save_pretrained
@@ -187,8 +188,9 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     save_pretrained(common.build_app_model(common.app_config(smoke=True)), tmp_path / "init")
     args = ["run", "--train", str(tmp_path / "train"), "--out", str(tmp_path / "out"), "--init",
             str(tmp_path / "init"), "--no-pretrain", "--finetune-steps", "3", "--batch-size", "3",
-            "--finetune-tasks", "vcmr", "--device", "cpu", "--save", "--no-progress"]  # fmt: skip
+            "--finetune-tasks", "vcmr", "--device", "cpu", "--save", "--no-progress", "--concepts", "2"]  # fmt: skip
     assert main(args) == 0
+    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["concept_tokens"] == 2
     rows = json.loads((tmp_path / "out" / "finetune_log.json").read_text())["rows"]
     assert len(rows) == 3 and all("loss_st_ed" in r and "loss_qa" not in r for r in rows)
     before, after = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("init", "out/model"))

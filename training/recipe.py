@@ -83,6 +83,8 @@ def run(a) -> dict:
         from models.io import load_pretrained
 
         model = load_pretrained(a.init).float().to(dev)
+        if a.concepts:  # switch concept tokens on for a checkpoint trained without (same weights)
+            model.config.concept_tokens = a.concepts
         k = model.config.concept_tokens
     else:
         k = a.concepts
@@ -476,7 +478,9 @@ def main(argv=None) -> int:
         help="with --freeze-cross: the top K cross-modal layers learn too (nothing cached)",
     )  # fmt: skip
     r.add_argument("--variant", default="full")
-    r.add_argument("--concepts", type=int, default=0)
+    r.add_argument(
+        "--concepts", type=int, default=0, help="concept tokens per frame (also on an --init checkpoint)"
+    )
     r.add_argument("--pretrain-steps", type=int, default=100_000)
     r.add_argument("--finetune-steps", type=int, default=100_000)
     r.add_argument("--pretrain-s", type=float, default=None)
