@@ -201,6 +201,13 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse's one-line error, before any work
         main([("vcrm" if a == "vcmr" else a) for a in args])
     assert "not 'vcrm'" in capsys.readouterr().err
+    for bad in (["--qa-videos", "-3"], ["--qa-per-video", "0"]):
+        with pytest.raises(SystemExit):
+            main(args + bad)
+        assert "positive whole number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--cross-top", "2"])
+    assert "--cross-top needs --freeze-cross" in capsys.readouterr().err
 
 
 def test_frozen_cross_modal_fine_tuning(data):
