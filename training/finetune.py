@@ -144,23 +144,21 @@ def finetune(
     layers = model.v_encoder.f_encoder.encoder.layer
     if not 0 <= cross_top <= len(layers) or (cross_top and not freeze_cross):
         raise ValueError(f"cross_top must be 0..{len(layers)} and needs freeze_cross, got {cross_top}")
-    top = tuple(
-        f"v_encoder.f_encoder.encoder.layer.{i}." for i in range(len(layers) - cross_top, len(layers))
-    )
+    learning = layers[len(layers) - cross_top :]  # empty for cross_top 0
+    learning_ids = {id(p) for p in learning.parameters()}
     if freeze_cross:
         if not cross_top:
             fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
         frozen = [
             p for n, p in model.named_parameters()
-            if n.startswith(FROZEN_CROSS) and not n.startswith(top) and p.requires_grad
+            if n.startswith(FROZEN_CROSS) and id(p) not in learning_ids and p.requires_grad
         ]  # fmt: skip
     for p in frozen:
         p.requires_grad_(False)
     model.to(device).train()
     if freeze_cross:  # no dropout in the fixed text path either (it also reads queries and candidates)
         model.v_encoder.f_encoder.eval()
-        for layer in layers[len(layers) - cross_top :]:
-            layer.train()
+        learning.train()
 
     def make(step, rng):
         eps = draw_episodes(train, rng, batch_size)
