@@ -591,10 +591,14 @@ class HeroForPretraining(HeroModel):
         unshuffled/padded frames); targets (B, T): original position of the frame now at t, -1 if
         not shuffled. Returns {"logits": (B, T, max_clip_len), "loss": scalar}.
         """
+        fused = self.v_encoder.forward_repr(batch, encode_clip=False).fused  # (B, T, H)
+        return self.fom_from_fused(fused, batch.frame_mask, orders, targets)
+
+    def fom_from_fused(self, fused: torch.Tensor, mask: torch.Tensor, orders, targets) -> dict:
+        """FOM on fused frames (B, T, H) (the temporal transformer's input), mask (B, T); as forward_fom."""
         enc = self.v_encoder
-        fused = enc.forward_repr(batch, encode_clip=False).fused  # (B, T, H)
         shuffled = torch.zeros_like(fused).scatter_(1, orders[..., None].expand_as(fused), fused)
-        logits = enc.fom_output(enc.c_encoder(shuffled, batch.frame_mask))  # (B, T, C)
+        logits = enc.fom_output(enc.c_encoder(shuffled, mask))  # (B, T, C)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
         return {"logits": logits, "loss": loss}
 

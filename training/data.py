@@ -256,13 +256,18 @@ def crop(ep: Episode, start: int, length: int) -> Episode:
     return Episode(ep.id, end - start, ep.feats[start:end], subs, [], [], ep.concepts[start:end], ep.record)
 
 
+def window_bounds(n: int, rng: np.random.Generator, min_frac: float) -> tuple[int, int]:
+    """(start, length) of a random window of at least ``min_frac`` of ``n`` frames at a random offset."""
+    length = int(rng.integers(max(2, math.ceil(min_frac * n)), n + 1)) if n > 2 else n
+    return int(rng.integers(0, n - length + 1)), length
+
+
 def random_window(ep: Episode, rng: np.random.Generator, min_frac: float) -> Episode:
-    """A random window of at least ``min_frac`` of ``ep``'s frames at a random offset. FOM's classes
-    are absolute positions, so on whole videos a small training set is memorised (frame content ->
-    position; training/RESULTS.md "FOM and VSM on the CPU"); in a window a frame's position changes from
-    draw to draw and only its neighbours tell where it belongs."""
-    length = int(rng.integers(max(2, math.ceil(min_frac * ep.n)), ep.n + 1)) if ep.n > 2 else ep.n
-    return crop(ep, int(rng.integers(0, ep.n - length + 1)), length)
+    """A random window (``window_bounds``) of ``ep``. FOM's classes are absolute positions, so on whole
+    videos a small training set is memorised (frame content -> position; training/RESULTS.md "FOM and
+    VSM on the CPU"); in a window a frame's position changes from draw to draw and only its neighbours
+    tell where it belongs."""
+    return crop(ep, *window_bounds(ep.n, rng, min_frac))
 
 
 def draw_episodes(train: list[Episode], rng, batch_size: int, crop_min: float | None = None) -> list[Episode]:

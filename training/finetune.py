@@ -185,9 +185,10 @@ def finetune(
 
 @torch.no_grad()
 def cache_fused(model, eps: list[Episode], variant="full", concepts=False, device="cpu", batch_size=32,
-                show_progress=True) -> dict[str, torch.Tensor]:  # fmt: skip
+                show_progress=True, cross_only=False) -> dict[str, torch.Tensor]:  # fmt: skip
     """{episode id: its fused frames (n, H), float32 on the CPU}: the cross-modal transformer's
-    output in eval mode (as the app encodes), for ``freeze_cross`` fine-tuning."""
+    output in eval mode (as the app encodes), for ``freeze_cross`` fine-tuning. ``cross_only``: without
+    the frame embedder's term (``frame_transform`` of the raw features), so that it can learn on top."""
     was = model.training
     model.to(device).eval()
     out = {}
@@ -195,9 +196,11 @@ def cache_fused(model, eps: list[Episode], variant="full", concepts=False, devic
     for i in range(0, len(eps), batch_size):
         chunk = eps[i : i + batch_size]
         with common.autocast(torch.device(device)):
-            f = model.encode_frames(video_batch(chunk, model.config, variant, concepts).to(device), False)
+            batch = video_batch(chunk, model.config, variant, concepts).to(device)
+            f = model.encode_frames(batch, False)
+            x = f.fused - model.v_encoder.frame_transform(batch.frame_feats) if cross_only else f.fused
         for j, e in enumerate(chunk):
-            out[e.id] = f.fused[j, : e.n].float().cpu()
+            out[e.id] = x[j, : e.n].float().cpu()
         bar.update(len(chunk))
     model.train(was)
     return out

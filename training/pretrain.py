@@ -22,13 +22,15 @@ import numpy as np
 import torch
 
 from training import common
-from training.data import Episode, draw_episodes, pad, video_batch
+from training.data import Episode, draw_episodes, pad, video_batch, video_inputs, window_bounds
 
 TASKS = ("mlm", "mnce", "fom", "vsm")
 OFFICIAL_RATIO = {"mlm": 2, "mnce": 2, "fom": 1, "vsm": 2}
 MASK_PROB = 0.15
 DROP_SVMR_PROB = 0.8
 VSM_PER_VIDEO = 5  # subtitles per video used as VSM queries (official VsmDataset query_per_video)
+# what ``pretrain(freeze_cross=True)`` keeps fixed: the cross-modal transformer (its cached outputs)
+CACHED_FIXED = ("v_encoder.f_encoder.", "v_encoder.mask_embedding.")
 MASK_ID, CLS_ID, SEP_ID = 103, 101, 102
 
 
@@ -67,15 +69,15 @@ def mfm_masks(batch, rng: np.random.Generator) -> torch.Tensor:
     return m
 
 
-def fom_inputs(batch, rng: np.random.Generator, ratio: float = MASK_PROB):
-    """Reorder ``ratio`` of each video's frames (>= 2) among themselves.
+def fom_inputs(frame_mask: torch.Tensor, rng: np.random.Generator, ratio: float = MASK_PROB):
+    """Reorder ``ratio`` of each video's frames (>= 2) among themselves; frame_mask (B, T).
     Returns orders (B, T) (frame at t moves to orders[b, t]) and targets (B, T) (original position of
     the frame now at t, -1 where nothing moved in)."""
-    B, T = batch.frame_mask.shape
+    B, T = frame_mask.shape
     orders = torch.arange(T).repeat(B, 1)
     targets = torch.full((B, T), -1, dtype=torch.long)
     for b in range(B):
-        n = int(batch.frame_mask[b].sum())
+        n = int(frame_mask[b].sum())
         if n < 2:
             continue
         k = max(2, round(ratio * n))
@@ -141,13 +143,37 @@ def task_inputs(
     if task == "mnce":
         return {"batch": batch, "masks": mfm_masks(batch, rng)}
     if task == "fom":
-        orders, targets = fom_inputs(batch, rng)
+        orders, targets = fom_inputs(batch.frame_mask, rng)
         return {"batch": batch, "orders": orders, "targets": targets}
     raise ValueError(f"unknown task {task!r}")
 
 
+def cached_fom_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], rng, crop_min: float | None,
+                      variant: str = "full") -> dict:  # fmt: skip
+    """FOM inputs from cached cross-modal outputs (``cache_fused(cross_only=True)``): each video cut
+    to a ``window_bounds`` window (whole with ``crop_min`` None); raw features (B, T, D), cross-modal
+    sums (B, T, H), mask (B, T), orders, targets."""
+    parts = []
+    for e in eps:
+        st, n = window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n)
+        feats = video_inputs(e, variant)[0][st : st + n]  # the raw features as the model sees them
+        parts.append((torch.from_numpy(feats.astype(np.float32)), cross[e.id][st : st + n]))
+    feats = torch.nn.utils.rnn.pad_sequence([f for f, _ in parts], batch_first=True)
+    x = torch.nn.utils.rnn.pad_sequence([c for _, c in parts], batch_first=True)
+    mask = (torch.arange(x.shape[1])[None] < torch.tensor([len(c) for _, c in parts])[:, None]).float()
+    orders, targets = fom_inputs(mask, rng)
+    return {"cached": (feats, x, mask), "orders": orders, "targets": targets}
+
+
 def task_forward(model, task: str, inp: dict, device) -> dict:
-    """One pre-training task on ``task_inputs``' output -> {"loss": tensor, **metrics}."""
+    """One pre-training task on ``task_inputs``' (or ``cached_fom_inputs``') output -> {"loss", **metrics}."""
+    if "cached" in inp:  # FOM over cached cross-modal outputs: the frame embedder + temporal run
+        feats, x, mask = (t.to(device) for t in inp["cached"])
+        targets = inp["targets"].to(device)
+        fused = model.v_encoder.frame_transform(feats) + x  # as HierarchicalVlModel.forward_repr
+        out = model.fom_from_fused(fused, mask, inp["orders"].to(device), targets)
+        sel = targets >= 0
+        return {"loss": out["loss"], "acc": (out["logits"].argmax(-1)[sel] == targets[sel]).float().mean()}
     batch = inp["batch"].to(device)
     if task == "mlm":
         labels = inp["labels"].to(device)
@@ -200,7 +226,7 @@ def probe(
             continue
         batch = video_batch(chunk, model.config, variant, concepts)
         with common.autocast(device):
-            orders, targets = fom_inputs(batch, rng)
+            orders, targets = fom_inputs(batch.frame_mask, rng)
             out = model.forward_fom(batch.to(device), orders.to(device), targets.to(device))
             # accuracy among the positions that were moved (chance 1/k for k moved frames)
             logits = out["logits"].float().cpu()
@@ -271,13 +297,19 @@ def pretrain(
     workers: int = 0,
     crop_min: float | None = None,
     frame_lr_mul: float | None = None,
+    freeze_cross: bool = False,
 ):
     """Pre-train ``model`` in place; returns the log. ``ratio``: task -> weight (missing = off);
     ``new_lr_mul``: learning-rate multiplier of the parameters that do not start from MiniLM
     (``frame_lr_mul``: of the frame embedders among them; None = new_lr_mul);
     ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos);
     ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only);
-    ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos)."""
+    ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos);
+    ``freeze_cross``: FOM only, the cross-modal transformer fixed (eval mode) and its outputs computed
+    once per training video (``cache_fused``), so a step runs only the frame embedder
+    (``frame_transform``), the temporal transformer and the FOM head, ~10x cheaper on the CPU. A
+    window is cut from the whole video's cached outputs, so a subtitle the window cuts keeps its
+    frames outside it in its fusion (the full model fuses only the frames inside)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -285,16 +317,34 @@ def pretrain(
     if variant == "sub_only":
         ratio.pop("mnce", None)  # no frame features to reconstruct
     tasks = [t for t in TASKS if ratio.get(t, 0) > 0]
+    if freeze_cross and tasks != ["fom"]:
+        raise ValueError(f"freeze_cross pre-trains FOM only, got tasks {tasks}")
     if not tasks:
         return log
     p = np.array([ratio[t] for t in tasks], float)
     p /= p.sum()
     log = log or common.Log(None, "pretrain")
-    model.to(device).train()
     cfg = model.config
+    cross, fixed = None, []
+    if freeze_cross:
+        from training.finetune import cache_fused
+
+        cross = cache_fused(
+            model, train, variant, concepts, device, show_progress=show_progress, cross_only=True
+        )
+        fixed = [w for n, w in model.named_parameters() if n.startswith(CACHED_FIXED) and w.requires_grad]
+    for prm in fixed:
+        prm.requires_grad_(False)
+    model.to(device).train()
+    if freeze_cross:
+        model.v_encoder.f_encoder.eval()
 
     def make(step, rng):
         task = tasks[rng.choice(len(tasks), p=p)]
+        if cross is not None:
+            return task, cached_fom_inputs(
+                draw_episodes(train, rng, batch_size), cross, rng, crop_min, variant
+            )
         eps = draw_episodes(train, rng, batch_size, crop_min)
         return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
 
@@ -316,6 +366,9 @@ def pretrain(
         if "acc" in out:
             row[f"acc_{task}"] = float(out["acc"])
         log.add(step, **row)
+    for prm in fixed:
+        prm.requires_grad_(True)
+    model.train()
     return log
 
 
