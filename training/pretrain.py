@@ -307,7 +307,7 @@ def pretrain(
     ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos);
     ``freeze_cross``: FOM only, the cross-modal transformer fixed (eval mode) and its outputs computed
     once per training video (``cache_fused``), so a step runs only the frame embedder
-    (``frame_transform``), the temporal transformer and the FOM head, ~10x cheaper on the CPU. A
+    (``frame_transform``), the temporal transformer and the FOM head, ~5x cheaper on the CPU. A
     window is cut from the whole video's cached outputs, so a subtitle the window cuts keeps its
     frames outside it in its fusion (the full model fuses only the frames inside)."""
     device = torch.device(device)

@@ -378,7 +378,7 @@ def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True)
                   vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
                   log=common.Log(out, "pretrain"), **SMOKE["spec"])  # fmt: skip
     # FOM needs ~10,000 video passes to leave chance (training/RESULTS.md "FOM and VSM on the CPU"):
-    # with the cross-modal transformer fixed a pass costs a tenth
+    # with the cross-modal transformer fixed a pass costs about a fifth (training/RESULTS.md "Session 17")
     lc = pretrain(model, train, SMOKE["fom_steps"], SMOKE["fom_batch_size"], lr, {"fom": 1}, seed=seed + 2,
                   show_progress=show_progress, freeze_cross=True, **SMOKE["spec"])  # fmt: skip
     lp.rows += [{**r, "step": n1 + r["step"], "phase": "fom_cached"} for r in lc.rows]
