@@ -208,6 +208,8 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args + ["--cross-top", "2"])
     assert "--cross-top needs --freeze-cross" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--cross-top 3 exceeds the model's 2 cross-modal layers"):
+        main(args + ["--freeze-cross", "--cross-top", "3"])
 
 
 def test_frozen_cross_modal_fine_tuning(data):

@@ -91,6 +91,11 @@ def run(a) -> dict:
     else:
         k = a.concepts
         model = common.build_app_model(common.app_config(smoke=a.smoke, concept_tokens=k)).to(dev)
+    layers = len(model.v_encoder.f_encoder.encoder.layer)
+    if a.cross_top > layers:  # refused before the data loads (minutes for a large split)
+        raise SystemExit(
+            f"recipe run: --cross-top {a.cross_top} exceeds the model's {layers} cross-modal layers"
+        )
     t = time.time()
     train = load_split(a.train, concepts=k)
     res["load_train_s"] = round(time.time() - t, 1)
