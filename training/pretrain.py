@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from training import common
+from training.caption_data import pad_sequences
 from training.data import Episode, draw_episodes, pad, video_batch, video_inputs, window_bounds
 
 TASKS = ("mlm", "mnce", "fom", "vsm")
@@ -153,25 +154,25 @@ def cached_fom_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], rng, c
     """FOM inputs from cached cross-modal outputs (``cache_fused(cross_only=True)``): each video cut
     to a ``window_bounds`` window (whole with ``crop_min`` None); raw features (B, T, D), cross-modal
     sums (B, T, H), mask (B, T), orders, targets."""
-    parts = []
-    for e in eps:
-        st, n = window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n)
-        feats = video_inputs(e, variant)[0][st : st + n]  # the raw features as the model sees them
-        parts.append((torch.from_numpy(feats.astype(np.float32)), cross[e.id][st : st + n]))
-    feats = torch.nn.utils.rnn.pad_sequence([f for f, _ in parts], batch_first=True)
-    x = torch.nn.utils.rnn.pad_sequence([c for _, c in parts], batch_first=True)
-    mask = (torch.arange(x.shape[1])[None] < torch.tensor([len(c) for _, c in parts])[:, None]).float()
+    wins = [window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n) for e in eps]
+    # the raw features as the model sees them, and the cached sums, over the same frames
+    feats, _ = pad_sequences([video_inputs(e, variant)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
+    x, real = pad_sequences([cross[e.id][st : st + n] for e, (st, n) in zip(eps, wins)])
+    mask = real.float()
     orders, targets = fom_inputs(mask, rng)
     return {"cached": (feats, x, mask), "orders": orders, "targets": targets}
 
 
 def task_forward(model, task: str, inp: dict, device) -> dict:
     """One pre-training task on ``task_inputs``' (or ``cached_fom_inputs``') output -> {"loss", **metrics}."""
-    if "cached" in inp:  # FOM over cached cross-modal outputs: the frame embedder + temporal run
-        feats, x, mask = (t.to(device) for t in inp["cached"])
-        targets = inp["targets"].to(device)
-        fused = model.v_encoder.frame_transform(feats) + x  # as HierarchicalVlModel.forward_repr
-        out = model.fom_from_fused(fused, mask, inp["orders"].to(device), targets)
+    if task == "fom":
+        orders, targets = inp["orders"].to(device), inp["targets"].to(device)
+        if "cached" in inp:  # cached cross-modal outputs: only the frame embedder + temporal side run
+            feats, x, mask = (t.to(device) for t in inp["cached"])
+            fused = model.v_encoder.frame_transform(feats) + x  # as HierarchicalVlModel.forward_repr
+            out = model.fom_from_fused(fused, mask, orders, targets)
+        else:
+            out = model.forward_fom(inp["batch"].to(device), orders, targets)
         sel = targets >= 0
         return {"loss": out["loss"], "acc": (out["logits"].argmax(-1)[sel] == targets[sel]).float().mean()}
     batch = inp["batch"].to(device)
@@ -182,12 +183,6 @@ def task_forward(model, task: str, inp: dict, device) -> dict:
         return {"loss": out["loss"], "acc": acc}
     if task == "mnce":
         return {"loss": model.forward_mfm(batch, inp["masks"].to(device), loss="nce")["loss"]}
-    if task == "fom":
-        targets = inp["targets"].to(device)
-        out = model.forward_fom(batch, inp["orders"].to(device), targets)
-        sel = targets >= 0
-        acc = (out["logits"].argmax(-1)[sel] == targets[sel]).float().mean()
-        return {"loss": out["loss"], "acc": acc}
     if task == "vsm":
         ids, mask, vidx, tg = (x.to(device) for x in inp["query"])
         out = model.forward_vsm(batch, ids, mask, vidx, tg)
