@@ -517,14 +517,19 @@ class HeroForPretraining(HeroModel):
         query_ids, query_mask (Nq, L); q_vidx (Nq,) index of each query's video in the batch
         (needed for losses); targets (Nq, 2) start/end frame (-1 = none).
         """
-        cfg = self.config
         frames = self.encode_frames(batch)
         qv = self.encode_query(query_ids, query_mask)
-        vs = self.video_scores(qv, frames.v_temp, frames.mask)
+        return self.vsm_heads(qv, frames.v_temp, frames.mask, q_vidx, targets)
+
+    def vsm_heads(self, qv, v_temp, mask, q_vidx=None, targets=None) -> VsmOutput:
+        """VSM from query vectors (Nq, Hq) and temporal outputs v_temp (Nv, T, H), mask (Nv, T); as
+        forward_vsm."""
+        cfg = self.config
+        vs = self.video_scores(qv, v_temp, mask)
         if q_vidx is None:
-            st, ed = self.span_logits(qv, frames.v_temp, frames.mask, cross=True)
+            st, ed = self.span_logits(qv, v_temp, mask, cross=True)
             return VsmOutput(qv, st, ed, vs)
-        st, ed = self.span_logits(qv, frames.v_temp[q_vidx], frames.mask[q_vidx], cross=False)
+        st, ed = self.span_logits(qv, v_temp[q_vidx], mask[q_vidx], cross=False)
         out = VsmOutput(qv, st, ed, vs)
         if targets is not None:
             ce = F.cross_entropy(st.float(), targets[:, 0].long(), ignore_index=-1) + F.cross_entropy(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -92,34 +92,48 @@ def fom_inputs(frame_mask: torch.Tensor, rng: np.random.Generator, ratio: float 
     return orders, targets
 
 
+def vsm_queries(videos: list[tuple[int, list]], rng: np.random.Generator, per_video: int, drop_svmr: float):
+    """The official VsmDataset's query draw over ``videos`` [(n frames, subtitles [(ids, frames)])]: up
+    to ``per_video`` subtitles of each video that cover a frame become queries. Returns (the picked
+    subtitle indices per video, ([CLS] sub [SEP] ids, mask, q_vidx, targets)), targets (first frame,
+    last frame but at least first + 1 as officially) or -1 with probability ``drop_svmr``; None if no
+    query."""
+    ids, vidx, tg, picks = [], [], [], []
+    for v, (n, subs) in enumerate(videos):
+        cand = [j for j, s in enumerate(subs) if s[1]]
+        picked = [cand[i] for i in rng.choice(len(cand), min(per_video, len(cand)), replace=False)]
+        for j in picked:
+            t, fr = subs[j]
+            ids.append([CLS_ID, *t, SEP_ID])
+            vidx.append(v)
+            keep = rng.random() >= drop_svmr or not tg
+            tg.append((fr[0], min(max(fr[0] + 1, fr[-1]), n - 1)) if keep else (-1, -1))
+        picks.append(picked)
+    if not ids:
+        return None
+    i, m = pad(ids)
+    return picks, (i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long))
+
+
 def vsm_inputs(
     eps: list[Episode],
     rng: np.random.Generator,
     per_video: int = VSM_PER_VIDEO,
     drop_svmr: float = DROP_SVMR_PROB,
 ):
-    """Subtitles as queries, as the official VsmDataset: up to ``per_video`` subtitles of each video
-    that cover a frame become queries, and their text is blanked from the video's input (their frames
-    keep the [sep] alone), so a query is found by what its frames show and by the rest of the video,
-    not by its own words in the subtitle track.
-    Returns (the episodes with those subtitles blanked, ([CLS] sub [SEP] ids, mask, q_vidx, targets)),
-    targets (first frame, last frame but at least first + 1 as officially) or -1; None if no query."""
-    ids, vidx, tg, blanked = [], [], [], []
-    for v, e in enumerate(eps):
-        cand = [j for j, s in enumerate(e.subs) if s[1]]
-        picked = [cand[i] for i in rng.choice(len(cand), min(per_video, len(cand)), replace=False)]
-        for j in picked:
-            t, fr = e.subs[j]
-            ids.append([CLS_ID, *t, SEP_ID])
-            vidx.append(v)
-            keep = rng.random() >= drop_svmr or not tg
-            tg.append((fr[0], min(max(fr[0] + 1, fr[-1]), e.n - 1)) if keep else (-1, -1))
+    """Subtitles as queries (``vsm_queries``), and their text blanked from the video's input (their
+    frames keep the [sep] alone), so a query is found by what its frames show and by the rest of the
+    video, not by its own words in the subtitle track.
+    Returns (the episodes with those subtitles blanked, (ids, mask, q_vidx, targets)); None if no query."""
+    q = vsm_queries([(e.n, e.subs) for e in eps], rng, per_video, drop_svmr)
+    if q is None:
+        return None
+    picks, query = q
+    blanked = []
+    for e, picked in zip(eps, picks):
         gone = set(picked)
         blanked.append(replace(e, subs=[([], s[1]) if j in gone else s for j, s in enumerate(e.subs)]))
-    if not ids:
-        return None
-    i, m = pad(ids)
-    return blanked, (i, m, torch.tensor(vidx), torch.tensor(tg, dtype=torch.long))
+    return blanked, query
 
 
 def task_inputs(
@@ -163,18 +177,112 @@ def cached_fom_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], rng, c
     return {"cached": (feats, x, mask), "orders": orders, "targets": targets}
 
 
+@dataclass
+class CachedSub:
+    """One subtitle of a video with the cross-modal transformer fixed (``cache_vsm``): its token ids,
+    the frames it covers (k,), what its words add to those frames' cross-modal outputs (k, H) (VSM
+    blanks a query's words by subtracting it: the frames' outputs are sums over their subtitles), and
+    its own text through the cross-modal transformer, [CLS] ids [SEP] (L, H) (the query side)."""
+
+    ids: list[int]
+    frames: torch.Tensor
+    delta: torch.Tensor
+    query: torch.Tensor
+
+
+@torch.no_grad()
+def cache_vsm(model, eps: list[Episode], device="cpu", batch_size: int = 32,
+              show_progress: bool = True) -> dict[str, list[CachedSub]]:  # fmt: skip
+    """{episode id: its subtitles that cover a frame, in order, as ``CachedSub``}, from the
+    cross-modal transformer in eval mode (``pretrain(freeze_cross=True)``'s VSM). Full input only."""
+    was = model.training
+    model.to(device).eval()
+    f_enc = model.v_encoder.f_encoder
+    out = {}
+    bar = common.progress(None, len(eps), "cache subtitles", show_progress)
+    for i in range(0, len(eps), batch_size):
+        chunk = eps[i : i + batch_size]
+        with common.autocast(torch.device(device)):
+            b = video_batch(chunk, model.config).to(device)
+            blank = video_batch([replace(e, subs=[([], fr) for _, fr in e.subs]) for e in chunk], model.config)
+            assert torch.equal(blank.pair_frame_index, b.pair_frame_index.cpu())
+            h_word = f_enc.forward_fused(b, frames_only=True)  # (S, K, H)
+            h_none = f_enc.forward_fused(blank.to(device), frames_only=True)
+            S, K, H = h_word.shape
+            rows = b.pair_sub * K + b.pair_pos
+            delta = (h_word.reshape(-1, H)[rows] - h_none.reshape(-1, H)[rows]).float().cpu()
+            subs = [s for e in chunk for s in e.subs if any(0 <= f < e.n for f in s[1])]
+            ids, mask = pad([[CLS_ID, *t, SEP_ID] for t, _ in subs])
+            text = f_enc.forward_text(ids.to(device), mask.to(device)).float().cpu()
+        assert len(subs) == S, "one cross-modal sequence per subtitle that covers a frame"
+        T = b.frame_mask.shape[1]
+        pair_sub, pair_frame = b.pair_sub.cpu(), b.pair_frame_index.cpu()
+        for s, (t, _) in enumerate(subs):
+            sel = pair_sub == s
+            vid = chunk[int(pair_frame[sel][0]) // T].id
+            sub = CachedSub(list(t), pair_frame[sel] % T, delta[sel], text[s, : int(mask[s].sum())])
+            out.setdefault(vid, []).append(sub)
+        bar.update(len(chunk))
+    model.train(was)
+    return out
+
+
+def cached_vsm_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], subs: dict[str, list[CachedSub]],
+                      rng, crop_min: float | None, per_video: int = VSM_PER_VIDEO,
+                      drop_svmr: float = DROP_SVMR_PROB) -> dict | None:  # fmt: skip
+    """VSM inputs from cached cross-modal outputs (``cache_fused(cross_only=True)``, ``cache_vsm``):
+    each video cut to a ``window_bounds`` window (whole with ``crop_min`` None), the queries drawn as
+    ``vsm_inputs`` draws them from the window's subtitles, and their words taken out of the cached sums.
+    Returns {"cached": (raw features (B, T, D), blanked sums (B, T, H), mask (B, T), query token states
+    (Q, L, H), their mask (Q, L)), "query": (ids, mask, q_vidx, targets)}; None if no query."""
+    wins = [window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n) for e in eps]
+    inside = []  # per video: [(CachedSub, its frames in the window, window-relative)]
+    for e, (st, n) in zip(eps, wins):
+        kept = [(c, (c.frames >= st) & (c.frames < st + n)) for c in subs.get(e.id, [])]
+        inside.append([(c, m) for c, m in kept if m.any()])
+    q = vsm_queries([(n, [(c.ids, (c.frames[m] - st).tolist()) for c, m in ins])
+                     for (st, n), ins in zip(wins, inside)], rng, per_video, drop_svmr)  # fmt: skip
+    if q is None:
+        return None
+    picks, query = q
+    xs, states = [], []
+    for e, (st, n), ins, picked in zip(eps, wins, inside, picks):
+        x = cross[e.id][st : st + n].clone()
+        for j in picked:
+            c, m = ins[j]
+            x.index_add_(0, c.frames[m] - st, -c.delta[m])
+            states.append(ins[j][0].query)
+        xs.append(x)
+    feats, _ = pad_sequences([video_inputs(e)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
+    x, real = pad_sequences(xs)
+    qtok, qreal = pad_sequences(states)
+    return {"cached": (feats, x, real.float(), qtok, qreal.float()), "query": query}
+
+
 def task_forward(model, task: str, inp: dict, device) -> dict:
-    """One pre-training task on ``task_inputs``' (or ``cached_fom_inputs``') output -> {"loss", **metrics}."""
+    """One pre-training task on ``task_inputs``' (or ``cached_fom_inputs``' / ``cached_vsm_inputs``')
+    output -> {"loss", **metrics}."""
+    enc = model.v_encoder
     if task == "fom":
         orders, targets = inp["orders"].to(device), inp["targets"].to(device)
         if "cached" in inp:  # cached cross-modal outputs: only the frame embedder + temporal side run
             feats, x, mask = (t.to(device) for t in inp["cached"])
-            fused = model.v_encoder.frame_transform(feats) + x  # as HierarchicalVlModel.forward_repr
+            fused = enc.frame_transform(feats) + x  # as HierarchicalVlModel.forward_repr
             out = model.fom_from_fused(fused, mask, orders, targets)
         else:
             out = model.forward_fom(inp["batch"].to(device), orders, targets)
         sel = targets >= 0
         return {"loss": out["loss"], "acc": (out["logits"].argmax(-1)[sel] == targets[sel]).float().mean()}
+    if task == "vsm":
+        ids, mask, vidx, tg = (x.to(device) for x in inp["query"])
+        if "cached" in inp:
+            feats, x, fmask, qtok, qmask = (t.to(device) for t in inp["cached"])
+            v_temp = enc.c_encoder(enc.frame_transform(feats) + x, fmask)
+            out = model.vsm_heads(model.q_feat_attn(qtok, qmask), v_temp, fmask, vidx, tg)
+        else:
+            out = model.forward_vsm(inp["batch"].to(device), ids, mask, vidx, tg)
+        acc = (out.video_scores.argmax(-1) == vidx).float().mean()
+        return {"loss": out.loss_st_ed + out.loss_neg_ctx + out.loss_neg_q, "acc": acc}
     batch = inp["batch"].to(device)
     if task == "mlm":
         labels = inp["labels"].to(device)
@@ -183,11 +291,6 @@ def task_forward(model, task: str, inp: dict, device) -> dict:
         return {"loss": out["loss"], "acc": acc}
     if task == "mnce":
         return {"loss": model.forward_mfm(batch, inp["masks"].to(device), loss="nce")["loss"]}
-    if task == "vsm":
-        ids, mask, vidx, tg = (x.to(device) for x in inp["query"])
-        out = model.forward_vsm(batch, ids, mask, vidx, tg)
-        acc = (out.video_scores.argmax(-1) == vidx).float().mean()
-        return {"loss": out.loss_st_ed + out.loss_neg_ctx + out.loss_neg_q, "acc": acc}
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -300,11 +403,12 @@ def pretrain(
     ``vsm_per_video``: subtitles per video used as VSM queries (queries are cheap next to videos);
     ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only);
     ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos);
-    ``freeze_cross``: FOM only, the cross-modal transformer fixed (eval mode) and its outputs computed
-    once per training video (``cache_fused``), so a step runs only the frame embedder
-    (``frame_transform``), the temporal transformer and the FOM head, ~5x cheaper on the CPU. A
-    window is cut from the whole video's cached outputs, so a subtitle the window cuts keeps its
-    frames outside it in its fusion (the full model fuses only the frames inside)."""
+    ``freeze_cross``: FOM and VSM only, the cross-modal transformer fixed (eval mode) and its outputs
+    computed once per training video (``cache_fused``; for VSM also each subtitle's share and its
+    text, ``cache_vsm``), so a step runs only the frame embedder (``frame_transform``), the temporal
+    transformer and the task's heads (VSM: also the query encoder on the cached text), ~5x cheaper on
+    the CPU. A window is cut from the whole video's cached outputs, so a subtitle the window cuts
+    keeps its frames outside it in its fusion (the full model fuses only the frames inside)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -312,21 +416,25 @@ def pretrain(
     if variant == "sub_only":
         ratio.pop("mnce", None)  # no frame features to reconstruct
     tasks = [t for t in TASKS if ratio.get(t, 0) > 0]
-    if freeze_cross and tasks != ["fom"]:
-        raise ValueError(f"freeze_cross pre-trains FOM only, got tasks {tasks}")
+    if freeze_cross and not set(tasks) <= {"fom", "vsm"}:
+        raise ValueError(f"freeze_cross pre-trains FOM and VSM only, got tasks {tasks}")
+    if freeze_cross and "vsm" in tasks and variant != "full":
+        raise ValueError(f"freeze_cross VSM needs the full input, got variant {variant!r}")
     if not tasks:
         return log
     p = np.array([ratio[t] for t in tasks], float)
     p /= p.sum()
     log = log or common.Log(None, "pretrain")
     cfg = model.config
-    cross, fixed = None, []
+    cross, subs, fixed = None, None, []
     if freeze_cross:
         from training.finetune import cache_fused
 
         cross = cache_fused(
             model, train, variant, concepts, device, show_progress=show_progress, cross_only=True
         )
+        if "vsm" in tasks:
+            subs = cache_vsm(model, train, device, show_progress=show_progress)
         fixed = [w for n, w in model.named_parameters() if n.startswith(CACHED_FIXED) and w.requires_grad]
     for prm in fixed:
         prm.requires_grad_(False)
@@ -337,9 +445,10 @@ def pretrain(
     def make(step, rng):
         task = tasks[rng.choice(len(tasks), p=p)]
         if cross is not None:
-            return task, cached_fom_inputs(
-                draw_episodes(train, rng, batch_size), cross, rng, crop_min, variant
-            )
+            eps = draw_episodes(train, rng, batch_size)
+            if task == "vsm":
+                return task, cached_vsm_inputs(eps, cross, subs, rng, crop_min, vsm_per_video)
+            return task, cached_fom_inputs(eps, cross, rng, crop_min, variant)
         eps = draw_episodes(train, rng, batch_size, crop_min)
         return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
 
