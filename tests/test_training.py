@@ -1,6 +1,6 @@
 """Training: SynthTV -> HERO inputs, pre-training task inputs, the app checkpoint format, and a
 learning test of the smoke recipe on real SynthTV episodes (tests/data/synthtv_smoke.npz: 240 train
-and 32 held-out val episodes with their EfficientNet-Lite0 features as int8 + per-row scales,
+and 128 held-out val episodes with their EfficientNet-Lite0 features as int8 + per-row scales,
 written by training.recipe.write_smoke_fixture)."""
 
 from __future__ import annotations
@@ -275,8 +275,15 @@ def test_fom_and_vsm_over_cached_cross_modal_outputs(data):
     embedder, the temporal transformer and the task heads only, restores trainability, and refuses
     other tasks."""
     from training.finetune import cache_fused
-    from training.pretrain import (CACHED_FIXED, cache_vsm, cached_fom_inputs, cached_vsm_inputs, pretrain,
-                                   task_forward, vsm_inputs)  # fmt: skip
+    from training.pretrain import (
+        CACHED_FIXED,
+        cache_vsm,
+        cached_fom_inputs,
+        cached_vsm_inputs,
+        pretrain,
+        task_forward,
+        vsm_inputs,
+    )
 
     torch.manual_seed(0)
     model = common.build_app_model(common.app_config(smoke=True)).eval()

@@ -204,7 +204,9 @@ def cache_vsm(model, eps: list[Episode], device="cpu", batch_size: int = 32,
         chunk = eps[i : i + batch_size]
         with common.autocast(torch.device(device)):
             b = video_batch(chunk, model.config).to(device)
-            blank = video_batch([replace(e, subs=[([], fr) for _, fr in e.subs]) for e in chunk], model.config)
+            blank = video_batch(
+                [replace(e, subs=[([], fr) for _, fr in e.subs]) for e in chunk], model.config
+            )
             assert torch.equal(blank.pair_frame_index, b.pair_frame_index.cpu())
             h_word = f_enc.forward_fused(b, frames_only=True)  # (S, K, H)
             h_none = f_enc.forward_fused(blank.to(device), frames_only=True)
