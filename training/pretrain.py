@@ -253,7 +253,7 @@ def cached_vsm_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], subs: 
         for j in picked:
             c, m = ins[j]
             x.index_add_(0, c.frames[m] - st, -c.delta[m])
-            states.append(ins[j][0].query)
+            states.append(c.query)
         xs.append(x)
     feats, _ = pad_sequences([video_inputs(e)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
     x, real = pad_sequences(xs)
