@@ -325,6 +325,31 @@ def test_fom_and_vsm_over_cached_cross_modal_outputs(data):
         )
 
 
+def test_an_interrupted_run_leaves_every_parameter_trainable_as_it_was(data, monkeypatch):
+    """`pretrain` / `finetune` with the cross-modal transformer fixed hold it fixed only while they run:
+    a run stopped by an error (here the first step raises) gives the model back as it was."""
+    import training.finetune as ft
+    import training.pretrain as pt
+
+    model = common.build_app_model(common.app_config(smoke=True))
+    model.v_encoder.frame_transform.requires_grad_(False)  # fixed by the caller: stays fixed
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
+
+    def boom(*args, **kwargs):
+        assert not model.v_encoder.f_encoder.encoder.layer[0].output.dense.weight.requires_grad
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "train_step", boom)
+    monkeypatch.setattr(ft, "train_step", boom)
+    eps = data["train"][:4]
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(model, eps, 2, batch_size=2, ratio={"fom": 1}, show_progress=False, freeze_cross=True)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
+    with pytest.raises(KeyboardInterrupt):
+        ft.finetune(model, eps, 2, batch_size=2, show_progress=False, freeze_cross=True)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
+
+
 def test_qa_from_the_first_videos_of_a_batch_only(data):
     """`--qa-videos N`: VCMR keeps every video of the batch, QA asks only about the first N (a question
     costs 5 temporal passes), and each question still points at its own video."""

@@ -134,6 +134,20 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def held_fixed(params):
+    """Inside the block ``params`` take no gradient (those that were trainable); after it they are
+    trainable again, also when the block raises (an interrupted run leaves the model as it found it)."""
+    held = [p for p in params if p.requires_grad]
+    for p in held:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in held:
+            p.requires_grad_(True)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -150,36 +150,33 @@ def finetune(
         if not cross_top:
             fused = cache_fused(model, train, variant, concepts, device, show_progress=show_progress)
         frozen = [
-            p for n, p in model.named_parameters()
-            if n.startswith(FROZEN_CROSS) and id(p) not in learning_ids and p.requires_grad
-        ]  # fmt: skip
-    for p in frozen:
-        p.requires_grad_(False)
-    model.to(device).train()
-    if freeze_cross:  # no dropout in the fixed text path either (it also reads queries and candidates)
-        model.v_encoder.f_encoder.eval()
-        learning.train()
+            p for n, p in model.named_parameters() if n.startswith(FROZEN_CROSS) and id(p) not in learning_ids
+        ]
 
     def make(step, rng):
         eps = draw_episodes(train, rng, batch_size)
         kw = dict(qa_per_video=qa_per_video, fused=fused, qa_videos=qa_videos)
         return multitask_inputs(eps, rng, cfg, variant, concepts, tasks, **kw)
 
-    opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
-    sched = common.StepBudget(steps, budget_s)
-    bar = common.progress(None, steps, "finetune", show_progress)
-    for step, inp in zip(sched, common.step_inputs(make, seed, steps, workers)):
-        bar.total = sched.total
-        bar.update(1)
-        if deadline is not None and time.time() > deadline:
-            log.add(step, stopped="deadline")
-            break
-        steps = sched.total
-        cur = common.set_lr(opt, lr, step, steps)
-        out = train_step(model, opt, inp, device, hard=hard_from is not None and step >= hard_from * steps)
-        log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
-    for p in frozen:
-        p.requires_grad_(True)
+    with common.held_fixed(frozen):
+        model.to(device).train()
+        if freeze_cross:  # no dropout in the fixed text path either (it also reads queries and candidates)
+            model.v_encoder.f_encoder.eval()
+            learning.train()
+        opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
+        sched = common.StepBudget(steps, budget_s)
+        bar = common.progress(None, steps, "finetune", show_progress)
+        for step, inp in zip(sched, common.step_inputs(make, seed, steps, workers)):
+            bar.total = sched.total
+            bar.update(1)
+            if deadline is not None and time.time() > deadline:
+                log.add(step, stopped="deadline")
+                break
+            steps = sched.total
+            cur = common.set_lr(opt, lr, step, steps)
+            hard = hard_from is not None and step >= hard_from * steps
+            out = train_step(model, opt, inp, device, hard=hard)
+            log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
     return log
 
 

@@ -437,12 +437,7 @@ def pretrain(
         )
         if "vsm" in tasks:
             subs = cache_vsm(model, train, device, show_progress=show_progress)
-        fixed = [w for n, w in model.named_parameters() if n.startswith(CACHED_FIXED) and w.requires_grad]
-    for prm in fixed:
-        prm.requires_grad_(False)
-    model.to(device).train()
-    if freeze_cross:
-        model.v_encoder.f_encoder.eval()
+        fixed = [w for n, w in model.named_parameters() if n.startswith(CACHED_FIXED)]
 
     def make(step, rng):
         task = tasks[rng.choice(len(tasks), p=p)]
@@ -454,26 +449,28 @@ def pretrain(
         eps = draw_episodes(train, rng, batch_size, crop_min)
         return task, task_inputs(task, eps, rng, cfg, variant, concepts, vsm_per_video)
 
-    opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul, frame_lr_mul=frame_lr_mul)
-    sched = common.StepBudget(steps, budget_s)
-    bar = common.progress(None, steps, "pretrain", show_progress)
-    for step, (task, inp) in zip(sched, common.step_inputs(make, seed, steps, workers)):
-        bar.total = sched.total
-        bar.update(1)
-        if deadline is not None and time.time() > deadline:
-            log.add(step, stopped="deadline")
-            break
-        steps = sched.total
-        cur = common.set_lr(opt, lr, step, steps)
-        if inp is None:
-            continue
-        out = train_step(model, opt, task, inp, device)
-        row = {f"loss_{task}": float(out["loss"].detach()), "lr": cur}
-        if "acc" in out:
-            row[f"acc_{task}"] = float(out["acc"])
-        log.add(step, **row)
-    for prm in fixed:
-        prm.requires_grad_(True)
+    with common.held_fixed(fixed):
+        model.to(device).train()
+        if freeze_cross:
+            model.v_encoder.f_encoder.eval()
+        opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul, frame_lr_mul=frame_lr_mul)
+        sched = common.StepBudget(steps, budget_s)
+        bar = common.progress(None, steps, "pretrain", show_progress)
+        for step, (task, inp) in zip(sched, common.step_inputs(make, seed, steps, workers)):
+            bar.total = sched.total
+            bar.update(1)
+            if deadline is not None and time.time() > deadline:
+                log.add(step, stopped="deadline")
+                break
+            steps = sched.total
+            cur = common.set_lr(opt, lr, step, steps)
+            if inp is None:
+                continue
+            out = train_step(model, opt, task, inp, device)
+            row = {f"loss_{task}": float(out["loss"].detach()), "lr": cur}
+            if "acc" in out:
+                row[f"acc_{task}"] = float(out["acc"])
+            log.add(step, **row)
     model.train()
     return log
 
