@@ -350,6 +350,23 @@ def test_an_interrupted_run_leaves_every_parameter_trainable_as_it_was(data, mon
     assert {n: p.requires_grad for n, p in model.named_parameters()} == trainable
 
 
+def test_training_steps_follow_the_schedule_and_stop_at_the_deadline():
+    """The loop bookkeeping both trainers share: inputs in step order, the warm-up/decay lr set on the
+    optimiser, and a run past its deadline logs the stop and takes no step."""
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=0.0)
+    log = common.Log(None, "t")
+    rows = list(common.training_steps(lambda step, rng: step * 10, 0, 10, opt, 1.0, log, "t", False))
+    assert [(s, total, inp) for s, total, inp, _ in rows] == [(s, 10, s * 10) for s in range(10)]
+    lrs = [cur for *_, cur in rows]
+    assert lrs[0] == 0.0 and max(lrs) == 1.0 and lrs[-1] < lrs[1] and opt.param_groups[0]["lr"] == lrs[-1]
+    assert (
+        list(common.training_steps(lambda step, rng: step, 0, 10, opt, 1.0, log, "t", False, deadline=0.0))
+        == []
+    )
+    assert log.rows[-1]["stopped"] == "deadline" and log.rows[-1]["step"] == 0
+
+
 def test_qa_from_the_first_videos_of_a_batch_only(data):
     """`--qa-videos N`: VCMR keeps every video of the batch, QA asks only about the first N (a question
     costs 5 temporal passes), and each question still points at its own video."""

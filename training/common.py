@@ -282,6 +282,22 @@ def step_inputs(make, seed: int, max_steps: int, workers: int = 0):
     )
 
 
+def training_steps(make, seed: int, steps: int, opt, lr: float, log: Log, desc: str, show_progress: bool = True,
+                   workers: int = 0, budget_s: float | None = None, deadline: float | None = None):  # fmt: skip
+    """The training loop's bookkeeping: yields (step, total steps, ``make``'s inputs, lr) with the
+    schedule's lr set on ``opt`` and a progress bar; ``budget_s`` fits the total to a time budget
+    (``StepBudget``); past ``deadline`` (time.time()) it logs the stop and ends."""
+    sched = StepBudget(steps, budget_s)
+    bar = progress(None, steps, desc, show_progress)
+    for step, inp in zip(sched, step_inputs(make, seed, steps, workers)):
+        bar.total = sched.total
+        bar.update(1)
+        if deadline is not None and time.time() > deadline:
+            log.add(step, stopped="deadline")
+            return
+        yield step, sched.total, inp, set_lr(opt, lr, step, sched.total)
+
+
 def progress(iterable, total: int, desc: str, enabled: bool = True):
     from tqdm import tqdm
 

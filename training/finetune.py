@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
@@ -164,17 +163,11 @@ def finetune(
             model.v_encoder.f_encoder.eval()
             learning.train()
         opt = common.make_optimizer(model, lr, head_lr_mul=10.0)
-        sched = common.StepBudget(steps, budget_s)
-        bar = common.progress(None, steps, "finetune", show_progress)
-        for step, inp in zip(sched, common.step_inputs(make, seed, steps, workers)):
-            bar.total = sched.total
-            bar.update(1)
-            if deadline is not None and time.time() > deadline:
-                log.add(step, stopped="deadline")
-                break
-            steps = sched.total
-            cur = common.set_lr(opt, lr, step, steps)
-            hard = hard_from is not None and step >= hard_from * steps
+        run = common.training_steps(
+            make, seed, steps, opt, lr, log, "finetune", show_progress, workers, budget_s, deadline
+        )
+        for step, total, inp, cur in run:
+            hard = hard_from is not None and step >= hard_from * total
             out = train_step(model, opt, inp, device, hard=hard)
             log.add(step, lr=cur, **{k: float(v.detach()) for k, v in out.items()})
     return log

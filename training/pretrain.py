@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -454,16 +453,10 @@ def pretrain(
         if freeze_cross:
             model.v_encoder.f_encoder.eval()
         opt = common.make_optimizer(model, lr, new_lr_mul=new_lr_mul, frame_lr_mul=frame_lr_mul)
-        sched = common.StepBudget(steps, budget_s)
-        bar = common.progress(None, steps, "pretrain", show_progress)
-        for step, (task, inp) in zip(sched, common.step_inputs(make, seed, steps, workers)):
-            bar.total = sched.total
-            bar.update(1)
-            if deadline is not None and time.time() > deadline:
-                log.add(step, stopped="deadline")
-                break
-            steps = sched.total
-            cur = common.set_lr(opt, lr, step, steps)
+        run = common.training_steps(
+            make, seed, steps, opt, lr, log, "pretrain", show_progress, workers, budget_s, deadline
+        )
+        for step, _, (task, inp), cur in run:
             if inp is None:
                 continue
             out = train_step(model, opt, task, inp, device)
