@@ -162,14 +162,20 @@ def task_inputs(
     raise ValueError(f"unknown task {task!r}")
 
 
+def _windows(eps: list[Episode], rng, crop_min: float | None, variant: str = "full"):
+    """Each video's ``window_bounds`` window [(start, length)] (whole with ``crop_min`` None) and its raw
+    features as the model sees them, padded (B, T, D): the cached steps' common cut."""
+    wins = [window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n) for e in eps]
+    feats, _ = pad_sequences([video_inputs(e, variant)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
+    return wins, feats
+
+
 def cached_fom_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], rng, crop_min: float | None,
                       variant: str = "full") -> dict:  # fmt: skip
     """FOM inputs from cached cross-modal outputs (``cache_fused(cross_only=True)``): each video cut
     to a ``window_bounds`` window (whole with ``crop_min`` None); raw features (B, T, D), cross-modal
     sums (B, T, H), mask (B, T), orders, targets."""
-    wins = [window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n) for e in eps]
-    # the raw features as the model sees them, and the cached sums, over the same frames
-    feats, _ = pad_sequences([video_inputs(e, variant)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
+    wins, feats = _windows(eps, rng, crop_min, variant)
     x, real = pad_sequences([cross[e.id][st : st + n] for e, (st, n) in zip(eps, wins)])
     mask = real.float()
     orders, targets = fom_inputs(mask, rng)
@@ -190,53 +196,60 @@ class CachedSub:
 
 
 @torch.no_grad()
-def cache_vsm(model, eps: list[Episode], device="cpu", batch_size: int = 32,
-              show_progress: bool = True) -> dict[str, list[CachedSub]]:  # fmt: skip
-    """{episode id: its subtitles that cover a frame, in order, as ``CachedSub``}, from the
-    cross-modal transformer in eval mode (``pretrain(freeze_cross=True)``'s VSM). Full input only."""
+def cache_vsm(model, eps: list[Episode], concepts: bool = False, device="cpu", batch_size: int = 32,
+              show_progress: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, list[CachedSub]]]:  # fmt: skip
+    """From the cross-modal transformer in eval mode (``pretrain(freeze_cross=True)``'s VSM), per
+    episode id: its cross-modal sums (n, H), as ``cache_fused(cross_only=True)``, and its subtitles
+    that cover a frame, in order, as ``CachedSub``. Full input only (concept entries stay in the sums
+    and are never queries)."""
     was = model.training
     model.to(device).eval()
     f_enc = model.v_encoder.f_encoder
-    out = {}
+    cross, out = {}, {}
     bar = common.progress(None, len(eps), "cache subtitles", show_progress)
     for i in range(0, len(eps), batch_size):
         chunk = eps[i : i + batch_size]
+        # the cross-modal sequences in batch order: (video, ids, is a subtitle) per entry covering a frame
+        seqs = [(v, t, k < len(e.subs)) for v, e in enumerate(chunk)
+                for k, (t, fr) in enumerate(video_inputs(e, "full", concepts)[1]) if any(0 <= f < e.n for f in fr)]  # fmt: skip
+        no_words = [replace(e, subs=[([], fr) for _, fr in e.subs]) for e in chunk]
         with common.autocast(torch.device(device)):
-            b = video_batch(chunk, model.config).to(device)
-            blank = video_batch(
-                [replace(e, subs=[([], fr) for _, fr in e.subs]) for e in chunk], model.config
-            )
+            b = video_batch(chunk, model.config, "full", concepts).to(device)
+            blank = video_batch(no_words, model.config, "full", concepts)
             assert torch.equal(blank.pair_frame_index, b.pair_frame_index.cpu())
             h_word = f_enc.forward_fused(b, frames_only=True)  # (S, K, H)
             h_none = f_enc.forward_fused(blank.to(device), frames_only=True)
             S, K, H = h_word.shape
             rows = b.pair_sub * K + b.pair_pos
+            B, T = b.frame_mask.shape
+            sums = h_word.new_zeros(B * T, H).index_add_(0, b.pair_frame_index, h_word.reshape(-1, H)[rows])
             delta = (h_word.reshape(-1, H)[rows] - h_none.reshape(-1, H)[rows]).float().cpu()
-            subs = [s for e in chunk for s in e.subs if any(0 <= f < e.n for f in s[1])]
-            ids, mask = pad([[CLS_ID, *t, SEP_ID] for t, _ in subs])
+            subs = [(s, t) for s, (_, t, is_sub) in enumerate(seqs) if is_sub]
+            ids, mask = pad([[CLS_ID, *t, SEP_ID] for _, t in subs])
             text = f_enc.forward_text(ids.to(device), mask.to(device)).float().cpu()
-        assert len(subs) == S, "one cross-modal sequence per subtitle that covers a frame"
-        T = b.frame_mask.shape[1]
+        assert len(seqs) == S, "one cross-modal sequence per entry that covers a frame"
+        sums = sums.view(B, T, H).float().cpu()
+        for v, e in enumerate(chunk):
+            cross[e.id] = sums[v, : e.n]
         pair_sub, pair_frame = b.pair_sub.cpu(), b.pair_frame_index.cpu()
-        for s, (t, _) in enumerate(subs):
+        for q, (s, t) in enumerate(subs):
             sel = pair_sub == s
-            vid = chunk[int(pair_frame[sel][0]) // T].id
-            sub = CachedSub(list(t), pair_frame[sel] % T, delta[sel], text[s, : int(mask[s].sum())])
-            out.setdefault(vid, []).append(sub)
+            sub = CachedSub(list(t), pair_frame[sel] % T, delta[sel], text[q, : int(mask[q].sum())])
+            out.setdefault(chunk[seqs[s][0]].id, []).append(sub)
         bar.update(len(chunk))
     model.train(was)
-    return out
+    return cross, out
 
 
 def cached_vsm_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], subs: dict[str, list[CachedSub]],
                       rng, crop_min: float | None, per_video: int = VSM_PER_VIDEO,
                       drop_svmr: float = DROP_SVMR_PROB) -> dict | None:  # fmt: skip
-    """VSM inputs from cached cross-modal outputs (``cache_fused(cross_only=True)``, ``cache_vsm``):
+    """VSM inputs from cached cross-modal outputs (``cache_vsm``):
     each video cut to a ``window_bounds`` window (whole with ``crop_min`` None), the queries drawn as
     ``vsm_inputs`` draws them from the window's subtitles, and their words taken out of the cached sums.
     Returns {"cached": (raw features (B, T, D), blanked sums (B, T, H), mask (B, T), query token states
     (Q, L, H), their mask (Q, L)), "query": (ids, mask, q_vidx, targets)}; None if no query."""
-    wins = [window_bounds(e.n, rng, crop_min) if crop_min is not None else (0, e.n) for e in eps]
+    wins, feats = _windows(eps, rng, crop_min)
     inside = []  # per video: [(CachedSub, its frames in the window, window-relative)]
     for e, (st, n) in zip(eps, wins):
         kept = [(c, (c.frames >= st) & (c.frames < st + n)) for c in subs.get(e.id, [])]
@@ -254,7 +267,6 @@ def cached_vsm_inputs(eps: list[Episode], cross: dict[str, torch.Tensor], subs: 
             x.index_add_(0, c.frames[m] - st, -c.delta[m])
             states.append(c.query)
         xs.append(x)
-    feats, _ = pad_sequences([video_inputs(e)[0][st : st + n] for e, (st, n) in zip(eps, wins)])
     x, real = pad_sequences(xs)
     qtok, qreal = pad_sequences(states)
     return {"cached": (feats, x, real.float(), qtok, qreal.float()), "query": query}
@@ -405,11 +417,12 @@ def pretrain(
     ``workers``: processes building the batches ahead (each step's draws depend on (seed, step) only);
     ``crop_min``: train on random windows of at least this fraction of each video (None: whole videos);
     ``freeze_cross``: FOM and VSM only, the cross-modal transformer fixed (eval mode) and its outputs
-    computed once per training video (``cache_fused``; for VSM also each subtitle's share and its
-    text, ``cache_vsm``), so a step runs only the frame embedder (``frame_transform``), the temporal
-    transformer and the task's heads (VSM: also the query encoder on the cached text), on the CPU
-    ~5x (FOM) and ~14x (VSM) cheaper than a full step. A window is cut from the whole video's cached outputs, so a subtitle the window cuts
-    keeps its frames outside it in its fusion (the full model fuses only the frames inside)."""
+    computed once per training video (``cache_fused``; with VSM ``cache_vsm``, which adds each
+    subtitle's share and its text), so a step runs only the frame embedder (``frame_transform``), the
+    temporal transformer and the task's heads (VSM: also the query encoder on the cached text), on the
+    CPU ~5x (FOM) and ~14x (VSM) cheaper than a full step. A window is cut from the whole video's
+    cached outputs, so a subtitle the window cuts keeps its frames outside it in its fusion (the full
+    model fuses only the frames inside)."""
     device = torch.device(device)
     ratio = dict(OFFICIAL_RATIO if ratio is None else ratio)
     if variant == "video_only":
@@ -431,11 +444,12 @@ def pretrain(
     if freeze_cross:
         from training.finetune import cache_fused
 
-        cross = cache_fused(
-            model, train, variant, concepts, device, show_progress=show_progress, cross_only=True
-        )
-        if "vsm" in tasks:
-            subs = cache_vsm(model, train, device, show_progress=show_progress)
+        if "vsm" in tasks:  # the sums come with the subtitles' shares
+            cross, subs = cache_vsm(model, train, concepts, device, show_progress=show_progress)
+        else:
+            cross = cache_fused(
+                model, train, variant, concepts, device, show_progress=show_progress, cross_only=True
+            )
         fixed = [w for n, w in model.named_parameters() if n.startswith(CACHED_FIXED)]
 
     def make(step, rng):
