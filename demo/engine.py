@@ -173,6 +173,15 @@ class HeroEngine:
                     self._queries.pop(next(iter(self._queries)))
         return hit
 
+    def candidate_states(self, record: VideoRecord, qa_ids: list[list[int]]) -> torch.Tensor:
+        """(C, N, H) fused frames per candidate for a checkpoint with ``config.qa_in_subtitles`` (the
+        official TVQA input: each "[sep] q [sep] a" appended to every subtitle; one cross-modal pass
+        per candidate, never cached: the question is new each time)."""
+        from models.hero_api import encode_candidates
+
+        feats, subs = self.video_inputs(record)
+        return encode_candidates(self.model, feats, subs, qa_ids)
+
     def states(self, record: VideoRecord) -> tuple[torch.Tensor, torch.Tensor]:
         """The record's cached (v_temp, fused), encoding it first when they are missing or stale."""
         self.encode_record(record)

@@ -1,7 +1,8 @@
 """Video question answering: pick the best of the candidate answers and point at the evidence.
 
 With a trained HERO checkpoint the QA head scores each "[sep] question [sep] answer" over the cached
-frame states and predicts the evidence span; without one, a transparent text matcher scores each
+frame states (or, for a checkpoint trained on the official TVQA input, over frames re-fused with the
+candidate appended to every subtitle) and predicts the evidence span; without one, a transparent text matcher scores each
 candidate against the subtitles and frame concepts that best match the question. With no candidates
 from the user, candidates are proposed from the video's own content, and the answer says so.
 """
@@ -130,7 +131,10 @@ def answer_question(
         from models.hero_api import answer_candidates
 
         v_temp, fused = engine.states(record)
-        r = answer_candidates(engine.model, fused, engine.qa_token_ids(question, cands))
+        qa_ids = engine.qa_token_ids(question, cands)
+        if getattr(engine.config, "qa_in_subtitles", False):
+            fused = engine.candidate_states(record, qa_ids)
+        r = answer_candidates(engine.model, fused, qa_ids)
         # HERO's share: all of it where its video score says it recognises the question in this video,
         # none where it does not (as in search: demo.search.hero_weight); all of it without a VSM head
         w = 1.0

@@ -91,10 +91,13 @@ class HeroConfig:
     # top-k ImageNet concept names are fed as an extra "[sep] names" text covering that frame only.
     minilm_word_embeddings: bool = False
     concept_tokens: int = 0
-    # QA: official TVQA feeds "[sep] q [sep] a" to the temporal layers as word embeddings only (and
-    # appends it to every subtitle). The app caches subtitles without the question, so with this set
-    # the candidates are first read by the cross-modal transformer as text alone (as VSM queries are).
+    # QA: official TVQA feeds "[sep] q [sep] a" to the temporal layers as word embeddings only, and
+    # appends it to every subtitle in the cross-modal transformer, so each candidate gets fused frames
+    # of its own (qa_in_subtitles; one cross-modal pass per candidate at question time). Without it the
+    # app scores candidates over the frames cached at ingest. qa_text_encoder: the candidates are first
+    # read by the cross-modal transformer as text alone (as VSM queries are); the app's, not official.
     qa_text_encoder: bool = False
+    qa_in_subtitles: bool = False
     # the app's fusion gate for this checkpoint (demo.search.hero_weight): VSM video scores (best
     # query-frame cosine) below [0] give HERO no say, from [1] its full share. None: demo's HERO_GATE.
     app_gate: list[float] | None = None

@@ -24,8 +24,10 @@ API
 - ``search_corpus(model, query_vector, v_temps, top_k) -> list[dict]``: VCMR across cached videos.
 - ``answer_candidates(model, fused, qa_token_ids) -> dict``: QA scores per candidate + evidence.
   ``qa_token_ids`` are the candidates' ``[sep] q [sep] a`` ids (use :func:`qa_input_ids`).
-- ``qa_video_inputs(feats, subtitles, qa_token_ids)``: the official TVQA input (question and answer
-  appended to every subtitle in the cross-modal transformer), for training/eval with ``forward_qa``.
+- ``encode_candidates(model, feats, subtitles, qa_token_ids) -> (C, N, H)``: the official TVQA input
+  (``qa_video_inputs``: question and answer appended to every subtitle in the cross-modal
+  transformer), fused frames per candidate for ``answer_candidates``; what checkpoints with
+  ``config.qa_in_subtitles`` read (one cross-modal pass per candidate per question).
 
 Notes
 - Batched == single: a video's outputs do not depend on what it is batched with (tested). The
@@ -54,6 +56,8 @@ from models import hero_heads
 from models.hero import HeroConfig, HeroForPretraining, HeroForVideoQA, HeroModel, HeroVideoBatch
 
 Subtitle = tuple[Sequence[int], Sequence[int]]  # (token ids, frame indices)
+
+CANDIDATE_SEQS = 1024  # subtitle sequences per cross-modal pass of ``encode_candidates``
 
 
 # ------------------------------------------------------------------------------------------------
@@ -349,27 +353,30 @@ def answer_candidates(
 ) -> dict:
     """Score answer candidates from a video's cached fused frame reps.
 
-    fused (N, H); qa_token_ids: C lists "[sep] q [sep] a". Long videos run per window (same windows
-    as encoding); a candidate's score is its best window logit, the evidence span comes from the
-    window holding the best candidate. Returns {"scores" (C,), "answer_index", "st_idx", "ed_idx",
-    "st_logits" (Lw,), "ed_logits" (Lw,), "window_start"}.
-
-    Note: the official TVQA model also appends "[sep] q [sep] a" to every subtitle in the
-    cross-modal transformer (fused reps then depend on the candidate); this cached path encodes
-    the subtitles once without the question, so a query costs only the temporal layers.
-    For the official computation use ``qa_video_inputs`` + ``encode_frames`` + ``forward_qa``.
+    fused (N, H) the video's cached frames, or (C, N, H) one per candidate (``encode_candidates``,
+    the official TVQA input: "[sep] q [sep] a" also appended to every subtitle, for checkpoints with
+    ``config.qa_in_subtitles``); qa_token_ids: C lists "[sep] q [sep] a". Long videos run per window
+    (same windows as encoding); a candidate's score is its best window logit, the evidence span comes
+    from the window holding the best candidate. Returns {"scores" (C,), "answer_index", "st_idx",
+    "ed_idx", "st_logits" (Lw,), "ed_logits" (Lw,), "window_start"}.
     """
     model.eval()
     dev = _device_of(model)
-    N, H = fused.shape
     C = len(qa_token_ids)
+    per_candidate = fused.dim() == 3
+    if per_candidate and fused.shape[0] != C:
+        raise ValueError(f"fused has {fused.shape[0]} candidates' frames, qa_token_ids {C}")
+    N, H = fused.shape[-2:]
     window = window or default_window(model.config)
     stride = stride or max(1, window // 2)
     starts = window_starts(N, window, stride)
     Lw = min(window, N)
     idx = torch.tensor([[s + i for i in range(Lw)] for s in starts])  # (W, Lw)
-    frames = fused.to(dev, torch.float32)[idx.to(dev)]  # (W, Lw, H)
-    frames = frames[:, None].expand(-1, C, -1, -1).reshape(-1, Lw, H)  # (W*C, Lw, H)
+    if per_candidate:
+        frames = fused.to(dev, torch.float32)[:, idx.to(dev)].transpose(0, 1)  # (W, C, Lw, H)
+    else:
+        frames = fused.to(dev, torch.float32)[idx.to(dev)][:, None].expand(-1, C, -1, -1)  # (W, C, Lw, H)
+    frames = frames.reshape(-1, Lw, H)  # (W*C, Lw, H)
     mask = torch.ones(frames.shape[:2], device=dev)
     ids, qmask = pad_token_ids(qa_token_ids, model.config.pad_token_id)
     ids = ids.repeat(len(starts), 1).to(dev)  # (W*C, Lqa)
@@ -393,7 +400,37 @@ def answer_candidates(
     }
 
 
-def qa_video_inputs(feats, subtitles: Sequence[Subtitle], qa_token_ids: Sequence[Sequence[int]]):
+def qa_video_inputs(
+    feats, subtitles: Sequence[Subtitle], qa_token_ids: Sequence[Sequence[int]], max_sub_tokens: int = 128
+):
     """Official TVQA input: one copy of the video per candidate with its "[sep] q [sep] a" appended
-    to every subtitle's tokens (feed to build_video_batch; rows are candidate-major)."""
-    return [(feats, [(list(t) + list(qa), fr) for t, fr in subtitles]) for qa in qa_token_ids]
+    to every subtitle's tokens, each subtitle first cut to ``max_sub_tokens`` so the candidate is
+    never cut (feed to build_video_batch with room for both; rows are candidate-major)."""
+    subs = [(list(t)[:max_sub_tokens], fr) for t, fr in subtitles]
+    return [(feats, [(t + list(qa), fr) for t, fr in subs]) for qa in qa_token_ids]
+
+
+@torch.no_grad()
+def encode_candidates(
+    model: HeroForVideoQA,
+    feats,
+    subtitles: Sequence[Subtitle],
+    qa_token_ids: Sequence[Sequence[int]],
+    autocast: bool | None = None,
+    max_sub_tokens: int = 128,
+) -> torch.Tensor:
+    """Fused frame reps (C, N, H), one per candidate, from the official TVQA input (``qa_video_inputs``:
+    the candidate's "[sep] q [sep] a" appended to every subtitle in the cross-modal transformer). Feed
+    to ``answer_candidates`` in place of the video's cached fused frames. float32 on CPU. Candidates
+    run together up to ``CANDIDATE_SEQS`` subtitle sequences per pass (a long video: one at a time)."""
+    model.eval()
+    dev = _device_of(model)
+    longest = max((len(q) for q in qa_token_ids), default=0)
+    per = max(1, CANDIDATE_SEQS // max(1, len(subtitles)))
+    out = []
+    for i in range(0, len(qa_token_ids), per):
+        videos = qa_video_inputs(feats, subtitles, qa_token_ids[i : i + per], max_sub_tokens)
+        batch = build_video_batch(videos, model.config, max_sub_tokens + longest).to(dev)
+        with _autocast(dev, autocast):
+            out.append(model.v_encoder.forward_repr(batch, encode_clip=False).fused.float().cpu())
+    return torch.cat(out)

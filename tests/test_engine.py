@@ -19,11 +19,13 @@ from models.io import save_pretrained
 from tests.conftest import SAMPLE
 
 
-def _checkpoint(path, seed, concept_tokens=0, asr_hold_s=0.0):
+def _checkpoint(path, seed, concept_tokens=0, asr_hold_s=0.0, **config):
     torch.manual_seed(seed)
     cfg = hero_mini_config(head="app")
     cfg.f_config.num_hidden_layers, cfg.c_config.num_hidden_layers = 1, 1
     cfg.concept_tokens, cfg.asr_hold_s = concept_tokens, asr_hold_s
+    for k, v in config.items():
+        setattr(cfg, k, v)
     save_pretrained(build_hero(cfg), path, cfg, dtype=torch.float16)
     return str(path)
 
@@ -143,6 +145,26 @@ def test_hero_has_no_say_where_it_does_not_recognise_the_query(sample_record, ck
     on = search_moments(sample_record, query, top_k=3, engine=engine)
     assert on.extra["hero_weight"] == pytest.approx(1 - search.TEXT_WEIGHT)
     assert answer_question(sample_record, question, cands, engine=engine).hero_weight == 1
+
+
+def test_a_checkpoint_on_the_official_qa_input_answers_from_frames_fused_with_each_candidate(
+    sample_record, tmp_path
+):
+    """config.qa_in_subtitles (official TVQA input): the app fuses the frames anew with each candidate
+    appended to every subtitle, and HERO's answer is what those frames give, not the cached ones."""
+    from models.hero_api import answer_candidates, encode_candidates
+
+    engine = HeroEngine(_checkpoint(tmp_path / "qa", 0, qa_in_subtitles=True, app_gate=[-2.0, -1.0]))
+    question, cands = "What is on the saucer?", ["a spoon", "a cat", "a rocket"]
+    ans = answer_question(sample_record, question, cands, engine=engine)
+    assert ans.method == "hero+text" and ans.hero_weight == 1
+    qa_ids = engine.qa_token_ids(question, cands)
+    fused = encode_candidates(engine.model, *engine.video_inputs(sample_record), qa_ids)
+    assert fused.shape == (3, sample_record.n_frames, 384)
+    own = answer_candidates(engine.model, fused, qa_ids)["scores"]
+    cached = answer_candidates(engine.model, engine.states(sample_record)[1], qa_ids)["scores"]
+    assert ans.scores == pytest.approx(own.softmax(0).tolist(), abs=1e-6)
+    assert (own - cached).abs().max() > 1e-4  # an untrained head: small, but not the cached frames' scores
 
 
 def test_bad_checkpoint_is_one_clear_error(tmp_path):

@@ -367,6 +367,51 @@ def test_training_steps_follow_the_schedule_and_stop_at_the_deadline():
     assert log.rows[-1]["stopped"] == "deadline" and log.rows[-1]["step"] == 0
 
 
+def test_official_qa_input_is_scored_alike_in_training_evaluation_and_the_app(data):
+    """`--qa-in-subtitles` (the official TVQA input): each candidate is appended to every subtitle, so
+    its frames are fused with it; fine-tuning, `training.evaluate` and the app's `answer_candidates`
+    give a question the same scores, and with the cross-modal transformer fixed only the temporal
+    side learns."""
+    from models.hero_api import answer_candidates, encode_candidates
+    from training.evaluate import evaluate
+    from training.finetune import FROZEN_CROSS, candidate_frames, finetune, multitask_inputs
+
+    torch.manual_seed(0)
+    cfg = common.app_config(smoke=True)
+    cfg.qa_in_subtitles = True
+    model = common.build_app_model(cfg).eval()
+    eps = [e for e in data["val"] if e.qa][:2]
+    inp = multitask_inputs(eps, np.random.default_rng(0), cfg, tasks=("qa",), qa_per_video=2)
+    vidx, ids, mask = inp["qa"][:3]
+    with torch.no_grad():
+        frames = candidate_frames(model, inp["qa_videos"])
+        logits = model.forward_qa(frames.fused, frames.mask, ids, mask, 5).logits  # (4, 5)
+    assert frames.fused.shape[0] == 20 and not torch.allclose(frames.fused[0], frames.fused[1])
+    for j, v in enumerate(vidx.tolist()):
+        cands = [ids[r, : int(mask[r].sum())].tolist() for r in range(5 * j, 5 * j + 5)]
+        fused = encode_candidates(model, *video_inputs(eps[v]), cands)  # (5, n, H), as the app asks
+        torch.testing.assert_close(
+            answer_candidates(model, fused, cands)["scores"], logits[j], atol=1e-4, rtol=0
+        )
+
+    app = [
+        answer_candidates(model, encode_candidates(model, *video_inputs(e), q.ids), q.ids)["answer_index"]
+        == q.answer
+        for e in eps
+        for q in e.qa
+    ]
+    assert evaluate(model, eps, tasks=("qa",))["qa"]["accuracy"] == pytest.approx(np.mean(app))
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    log = finetune(model, data["train"][:8], 2, batch_size=4, lr=1e-3, show_progress=False, freeze_cross=True,
+                   qa_per_video=1)  # fmt: skip
+    assert all(np.isfinite(r["loss_qa"]) for r in log.rows)
+    after = dict(model.named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in before if n.startswith(FROZEN_CROSS))
+    for n in ("v_encoder.c_encoder.encoder.layer.0.attention.self.query.weight", "qa_pool.weight"):
+        assert not torch.equal(before[n], after[n]), n
+
+
 def test_qa_from_the_first_videos_of_a_batch_only(data):
     """`--qa-videos N`: VCMR keeps every video of the batch, QA asks only about the first N (a question
     costs 5 temporal passes), and each question still points at its own video."""

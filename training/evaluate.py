@@ -7,7 +7,9 @@ Inference is the app's: videos are encoded once (``hero_api.encode_videos``: win
 (``hero_heads.decode_moments``, = ``hero_api.search_moments``); VCMR scores every video of the split
 (official eval_vcmr: exp(20 cos) video scores, top 100 videos, P_st * P_ed * video score, NMS 0.5,
 = ``hero_api.search_corpus``); QA scores the 5 candidates over the cached fused frames
-(``qa_heads`` as in ``hero_api.answer_candidates``).
+(``qa_heads`` as in ``hero_api.answer_candidates``), or, for a checkpoint with
+``config.qa_in_subtitles``, over frames re-fused per candidate with "[sep] q [sep] a" appended to every
+subtitle (the official TVQA input, ``hero_api.encode_candidates``; one cross-modal pass per candidate).
 Output JSON: {"svmr": {R1@0.5, ...}, "vcmr": {...}, "qa": {"accuracy", "evidence_iou"},
 "svmr_by_type", "vcmr_by_type", "qa_by_type", "n_episodes", "n_queries", "n_questions", ...}, and
 "vcmr_ceiling" (``synthtv.stats.vcmr_ceiling``): the VCMR R@1 an oracle gets on this corpus, since
@@ -39,10 +41,12 @@ import torch
 
 from demo.engine import DEFAULT_CHECKPOINT
 from models import hero_heads
-from models.hero_api import decoding, default_window, encode_videos
+from models.hero_api import answer_candidates, decoding, default_window, encode_candidates, encode_videos
 from training import common
 from training.data import FLAT_MAX_TOKENS, Episode, load_records, load_split, pad, video_inputs
 from training.metrics import by_type, moment_recall, qa_accuracy
+
+QA_CHUNK = 8  # questions per cross-modal batch with the official TVQA input (40 copies of the video)
 
 
 @torch.no_grad()
@@ -60,6 +64,14 @@ def _iou(a0, a1, b0, b1) -> float:
     inter = max(0.0, min(a1, b1) - max(a0, b0))
     union = max(a1, b1) - min(a0, b0)
     return inter / union if union > 0 else 0.0
+
+
+def _qa_frames(model, fused: torch.Tensor, inputs, cands: list[list[int]], max_tok: int) -> torch.Tensor:
+    """(len(cands), n, H) frames the QA head reads: the video's cached fused frames for each candidate,
+    or with ``inputs`` (the official TVQA input) the frames re-fused with each candidate appended."""
+    if inputs is not None:
+        return encode_candidates(model, *inputs, cands, max_sub_tokens=max_tok)
+    return fused[None].expand(len(cands), -1, -1)
 
 
 @torch.no_grad()
@@ -125,32 +137,38 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
     items = [(v, q) for v, e in enumerate(eps) for q in e.qa]
     if items and "qa" in tasks:
         window = default_window(model.config)
+        # the official TVQA input re-fuses the frames per candidate (hero_api.encode_candidates)
+        official = getattr(model.config, "qa_in_subtitles", False)
+        max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
         preds, ious = [], []
         for v, e in common.progress(enumerate(eps), len(eps), "qa", show_progress):
             if not e.qa:
                 continue
-            fused = enc[v].fused.to(device)
+            inputs = video_inputs(e, variant, concepts) if official else None
             if e.n > window:  # long video: the app's windowed path, one question at a time
-                from models.hero_api import answer_candidates
-
                 for q in e.qa:
-                    r = answer_candidates(model, enc[v].fused, q.ids)
+                    r = answer_candidates(
+                        model, _qa_frames(model, enc[v].fused, inputs, q.ids, max_tok), q.ids
+                    )
                     preds.append(r["answer_index"])
                     ious.append(_iou(r["st_idx"] * fi, (r["ed_idx"] + 1) * fi, q.start, q.end))
                 continue
-            ids, qmask = pad([x for q in e.qa for x in q.ids])
             C = len(e.qa[0].ids)
-            rows = ids.shape[0]
-            frames = fused[None].expand(rows, -1, -1)
-            fmask = torch.ones(rows, e.n, device=device)
-            with common.autocast(device):
-                o = model.qa_heads(frames, fmask, ids.to(device), qmask.to(device), num_candidates=C)
-            for j, q in enumerate(e.qa):
-                preds.append(int(o.logits[j].float().argmax()))
-                st, ed = hero_heads.decode_evidence(
-                    o.st_logits[j].float().cpu(), o.ed_logits[j].float().cpu()
-                )
-                ious.append(_iou(st * fi, (ed + 1) * fi, q.start, q.end))
+            step = QA_CHUNK if official else len(e.qa)
+            for i in range(0, len(e.qa), step):
+                chunk = e.qa[i : i + step]
+                cands = [x for q in chunk for x in q.ids]
+                ids, qmask = pad(cands)
+                frames = _qa_frames(model, enc[v].fused, inputs, cands, max_tok).to(device)  # (rows, n, H)
+                fmask = torch.ones(frames.shape[:2], device=device)
+                with common.autocast(device):
+                    o = model.qa_heads(frames, fmask, ids.to(device), qmask.to(device), num_candidates=C)
+                for j, q in enumerate(chunk):
+                    preds.append(int(o.logits[j].float().argmax()))
+                    st, ed = hero_heads.decode_evidence(
+                        o.st_logits[j].float().cpu(), o.ed_logits[j].float().cpu()
+                    )
+                    ious.append(_iou(st * fi, (ed + 1) * fi, q.start, q.end))
         gold = [q.answer for _, q in items]
         qtypes = [q.type for _, q in items]
         res["qa"] = {"accuracy": qa_accuracy(preds, gold), "evidence_iou": float(np.mean(ious))}

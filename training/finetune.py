@@ -6,7 +6,9 @@ encoding, as the app does at inference (one cached ``v_temp`` for search, one ``
   (weight ``lw_st_ed``) + hinge ranking losses against every other video of the batch (in-batch
   negatives, margin 0.1, weights 8/8), hard negatives (pool 20, weight 10) for the last 60 % of steps.
 - QA (official TVQA loss): CE over 5 candidates + 0.4 * (CE start + CE end)/2 for the evidence, the
-  candidates scored by ``qa_heads`` over the cached fused frames (= ``hero_api.answer_candidates``).
+  candidates scored by ``qa_heads`` over the batch's fused frames (= ``hero_api.answer_candidates``),
+  or, with ``config.qa_in_subtitles``, over frames fused once per candidate with "[sep] q [sep] a"
+  appended to every subtitle (the official TVQA input, = ``hero_api.encode_candidates``).
 Differences from the official recipe: the two tasks share one encoder and one optimiser;
 ``lw_st_ed`` is 1.0 instead of 0.01 so the span loss is not drowned by the QA loss in the shared
 encoder; QA heads learn at 10x the base learning rate (official TVQA lr_mul).
@@ -22,6 +24,7 @@ the main cost of a step on the CPU.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import torch
@@ -29,8 +32,17 @@ import torch.nn.functional as F
 
 from models import hero_heads
 from models.hero import HeroFrameOutput
+from models.hero_api import build_video_batch, qa_video_inputs
 from training import common
-from training.data import Episode, draw_episodes, qa_batch, query_batch, video_batch
+from training.data import (
+    FLAT_MAX_TOKENS,
+    Episode,
+    draw_episodes,
+    qa_batch,
+    query_batch,
+    video_batch,
+    video_inputs,
+)
 
 # the modules ``freeze_cross`` keeps fixed: everything the cached fused frames and the text come from
 FROZEN_CROSS = ("v_encoder.f_encoder.", "v_encoder.frame_transform.", "v_encoder.mask_embedding.")
@@ -56,7 +68,36 @@ def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=F
     qa_eps = eps[:qa_videos]  # the first videos keep their batch positions, so vidx stays valid
     if "qa" in tasks and any(e.qa for e in qa_eps):
         inp["qa"] = qa_batch(qa_eps, qa_per_video, rng)
+        if config.qa_in_subtitles:  # official TVQA input: each candidate appended to every subtitle
+            vidx, ids, mask = inp["qa"][:3]
+            lens = mask.sum(1).long().tolist()
+            cands = [ids[r, : lens[r]].tolist() for r in range(len(lens))]
+            max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
+            videos = []
+            for j, v in enumerate(vidx.tolist()):
+                feats, subs = video_inputs(qa_eps[v], variant, concepts)
+                videos += qa_video_inputs(feats, subs, cands[5 * j : 5 * j + 5], max_tok)
+            inp["qa_videos"] = build_video_batch(videos, config, max_tok + ids.shape[1])
     return inp
+
+
+def candidate_frames(model, batch) -> HeroFrameOutput:
+    """Fused frames of the official QA input (``multitask_inputs``' "qa_videos"). When nothing they
+    come from learns (``freeze_cross`` without ``cross_top``) they are computed as ``cache_fused``
+    computes the cached ones: eval mode, no graph."""
+    enc = model.v_encoder
+    if any(
+        p.requires_grad for p in itertools.chain(enc.f_encoder.parameters(), enc.frame_transform.parameters())
+    ):
+        return enc.forward_repr(batch, encode_clip=False)
+    modes = [(m, m.training) for m in enc.modules()]
+    enc.eval()
+    try:
+        with torch.no_grad():
+            return enc.forward_repr(batch, encode_clip=False)
+    finally:
+        for m, mode in modes:
+            m.training = mode
 
 
 def multitask_forward(model, inp: dict, device, hard=False) -> dict:
@@ -85,10 +126,13 @@ def multitask_forward(model, inp: dict, device, hard=False) -> dict:
     if "qa" in inp:
         qvidx, qids, qmask, ans, spans = (x.to(device) for x in inp["qa"])
         C = 5
-        rows = qvidx.repeat_interleave(C)
-        o = model.forward_qa(
-            frames.fused[rows], frames.mask[rows], qids, qmask, C, targets=ans, ts_targets=spans
-        )
+        if "qa_videos" in inp:  # per-candidate frames (official TVQA input)
+            qf = candidate_frames(model, inp["qa_videos"].to(device))
+            fused, fmask = qf.fused, qf.mask
+        else:  # the batch's fused frames, the same for every candidate
+            rows = qvidx.repeat_interleave(C)
+            fused, fmask = frames.fused[rows], frames.mask[rows]
+        o = model.forward_qa(fused, fmask, qids, qmask, C, targets=ans, ts_targets=spans)
         out.update(loss_qa=o.loss_qa, loss_span=o.loss_span)
         out["acc_qa"] = (o.logits.argmax(-1) == ans).float().mean()
         total = total + o.loss_qa + cfg.lw_qa_span * o.loss_span

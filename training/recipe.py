@@ -4,7 +4,8 @@
     python -m training.recipe run --name main --train DIR --eval test=DIR,comp=DIR --out OUT \
         [--pretrain-s 120] [--finetune-s 180] [--tasks mlm,mnce,fom,vsm] [--no-pretrain] \
         [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR] \
-        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]]
+        [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]] \
+        [--qa-in-subtitles]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -93,6 +94,8 @@ def run(a) -> dict:
     else:
         k = a.concepts
         model = common.build_app_model(common.app_config(smoke=a.smoke, concept_tokens=k)).to(dev)
+    if a.qa_in_subtitles:  # the official TVQA input from now on (also for an --init checkpoint)
+        model.config.qa_in_subtitles = True
     layers = len(model.v_encoder.f_encoder.encoder.layer)
     if a.cross_top > layers:  # refused before the data loads (minutes for a large split)
         raise SystemExit(
@@ -498,6 +501,11 @@ def main(argv=None) -> int:
     r.add_argument("--variant", default="full")
     r.add_argument(
         "--concepts", type=int, default=0, help="concept tokens per frame (also on an --init checkpoint)"
+    )
+    r.add_argument(
+        "--qa-in-subtitles",
+        action="store_true",
+        help="QA reads the official TVQA input: question + answer appended to every subtitle",
     )
     r.add_argument("--pretrain-steps", type=int, default=100_000)
     r.add_argument("--finetune-steps", type=int, default=100_000)
