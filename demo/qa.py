@@ -1,10 +1,11 @@
 """Video question answering: pick the best of the candidate answers and point at the evidence.
 
 With a trained HERO checkpoint the QA head scores each "[sep] question [sep] answer" over the cached
-frame states (or, for a checkpoint trained on the official TVQA input, over frames re-fused with the
-candidate appended to every subtitle) and predicts the evidence span; without one, a transparent text matcher scores each
-candidate against the subtitles and frame concepts that best match the question. With no candidates
-from the user, candidates are proposed from the video's own content, and the answer says so.
+frame states (or, for a checkpoint on the official TVQA input, over frames fused again with the
+candidate appended to every subtitle) and predicts the evidence span; without one, a transparent text
+matcher scores each candidate against the subtitles and frame concepts that best match the question.
+With no candidates from the user, candidates are proposed from the video's own content, and the answer
+says so.
 """
 
 from __future__ import annotations
