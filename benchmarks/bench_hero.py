@@ -7,8 +7,9 @@ Random weights (speed does not depend on them). Prints a markdown table: model, 
 minimum and median seconds to encode the whole video (cross-modal + windowed temporal transformer,
 as the app does at ingest), median milliseconds for one query (query encoder + heads + span
 decoding) and for one 5-way question over the stored frames, median seconds for one question on the
-official TVQA input (the video fused again once per candidate), plus the median process CPU seconds of the encode (on a shared machine wall time exceeds
-CPU / threads) and the 1-minute load average before and after. CPU runs tune glibc's allocator
+official TVQA input (the video fused again once per candidate), plus the median process CPU seconds
+of the encode (on a shared machine wall time exceeds CPU / threads) and the 1-minute load average
+before and after. CPU runs tune glibc's allocator
 as the app's HERO engine does (demo.engine.tune_cpu_allocator). CUDA runs use bf16 autocast.
 """
 

@@ -133,7 +133,7 @@ def answer_question(
 
         v_temp, fused = engine.states(record)
         qa_ids = engine.qa_token_ids(question, cands)
-        if getattr(engine.config, "qa_in_subtitles", False):
+        if engine.config.qa_in_subtitles:
             fused = engine.candidate_states(record, qa_ids)
         r = answer_candidates(engine.model, fused, qa_ids)
         # HERO's share: all of it where its video score says it recognises the question in this video,

@@ -27,7 +27,8 @@ API
 - ``encode_candidates(model, feats, subtitles, qa_token_ids) -> (C, N, H)``: the official TVQA input
   (``qa_video_inputs``: question and answer appended to every subtitle in the cross-modal
   transformer), fused frames per candidate for ``answer_candidates``; what checkpoints with
-  ``config.qa_in_subtitles`` read (one cross-modal pass per candidate per question).
+  ``config.qa_in_subtitles`` read (one cross-modal pass per candidate per question);
+  ``candidate_batch`` builds that input for many videos at once (fine-tuning).
 
 Notes
 - Batched == single: a video's outputs do not depend on what it is batched with (tested). The
@@ -410,6 +411,18 @@ def qa_video_inputs(
     return [(feats, [(t + list(qa), fr) for t, fr in subs]) for qa in qa_token_ids]
 
 
+def candidate_batch(
+    videos: Sequence[tuple[object, Sequence[Subtitle], Sequence[Sequence[int]]]],
+    config: HeroConfig,
+    max_sub_tokens: int = 128,
+) -> HeroVideoBatch:
+    """[(feats, subtitles, candidates' qa ids)] -> one HeroVideoBatch of the official TVQA input, a row
+    per (video, candidate), video-major, with room in every subtitle for its longest candidate."""
+    longest = max((len(q) for _, _, cands in videos for q in cands), default=0)
+    rows = [x for f, subs, cands in videos for x in qa_video_inputs(f, subs, cands, max_sub_tokens)]
+    return build_video_batch(rows, config, max_sub_tokens + longest)
+
+
 @torch.no_grad()
 def encode_candidates(
     model: HeroForVideoQA,
@@ -425,12 +438,11 @@ def encode_candidates(
     run together up to ``CANDIDATE_SEQS`` subtitle sequences per pass (a long video: one at a time)."""
     model.eval()
     dev = _device_of(model)
-    longest = max((len(q) for q in qa_token_ids), default=0)
     per = max(1, CANDIDATE_SEQS // max(1, len(subtitles)))
     out = []
     for i in range(0, len(qa_token_ids), per):
-        videos = qa_video_inputs(feats, subtitles, qa_token_ids[i : i + per], max_sub_tokens)
-        batch = build_video_batch(videos, model.config, max_sub_tokens + longest).to(dev)
+        cands = qa_token_ids[i : i + per]
+        batch = candidate_batch([(feats, subtitles, cands)], model.config, max_sub_tokens).to(dev)
         with _autocast(dev, autocast):
             out.append(model.v_encoder.forward_repr(batch, encode_clip=False).fused.float().cpu())
     return torch.cat(out)

@@ -302,11 +302,15 @@ def video_inputs(ep: Episode, variant: str = "full", concepts: bool = False):
     return feats, subs
 
 
+def sub_token_limit(variant: str) -> int:
+    """Tokens kept per subtitle for ``variant`` (the flat variant's one subtitle holds them all)."""
+    return FLAT_MAX_TOKENS if variant == "flat" else 128
+
+
 def video_batch(eps: list[Episode], config: HeroConfig, variant: str = "full", concepts: bool = False):
     """Episodes -> HeroVideoBatch (CPU)."""
-    max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
     return build_video_batch(
-        [video_inputs(e, variant, concepts) for e in eps], config, max_sub_tokens=max_tok
+        [video_inputs(e, variant, concepts) for e in eps], config, max_sub_tokens=sub_token_limit(variant)
     )
 
 

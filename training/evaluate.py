@@ -43,7 +43,7 @@ from demo.engine import DEFAULT_CHECKPOINT
 from models import hero_heads
 from models.hero_api import answer_candidates, decoding, default_window, encode_candidates, encode_videos
 from training import common
-from training.data import FLAT_MAX_TOKENS, Episode, load_records, load_split, pad, video_inputs
+from training.data import Episode, load_records, load_split, pad, sub_token_limit, video_inputs
 from training.metrics import by_type, moment_recall, qa_accuracy
 
 QA_CHUNK = 8  # questions per cross-modal batch with the official TVQA input (40 copies of the video)
@@ -56,7 +56,7 @@ def encode_all(model, eps: list[Episode], variant="full", concepts=False, batch_
     starts = range(0, len(eps), batch_size)
     for s in common.progress(starts, len(starts), "encode", show_progress):
         videos = [video_inputs(e, variant, concepts) for e in eps[s : s + batch_size]]
-        out += encode_videos(model, videos, max_sub_tokens=FLAT_MAX_TOKENS if variant == "flat" else 128)
+        out += encode_videos(model, videos, max_sub_tokens=sub_token_limit(variant))
     return out
 
 
@@ -138,8 +138,8 @@ def evaluate(model, eps: list[Episode], variant: str = "full", concepts: bool | 
     if items and "qa" in tasks:
         window = default_window(model.config)
         # the official TVQA input re-fuses the frames per candidate (hero_api.encode_candidates)
-        official = getattr(model.config, "qa_in_subtitles", False)
-        max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
+        official = model.config.qa_in_subtitles
+        max_tok = sub_token_limit(variant)
         preds, ious = [], []
         for v, e in common.progress(enumerate(eps), len(eps), "qa", show_progress):
             if not e.qa:

@@ -32,14 +32,14 @@ import torch.nn.functional as F
 
 from models import hero_heads
 from models.hero import HeroFrameOutput
-from models.hero_api import build_video_batch, qa_video_inputs
+from models.hero_api import candidate_batch
 from training import common
 from training.data import (
-    FLAT_MAX_TOKENS,
     Episode,
     draw_episodes,
     qa_batch,
     query_batch,
+    sub_token_limit,
     video_batch,
     video_inputs,
 )
@@ -71,13 +71,12 @@ def multitask_inputs(eps: list[Episode], rng, config, variant="full", concepts=F
         if config.qa_in_subtitles:  # official TVQA input: each candidate appended to every subtitle
             vidx, ids, mask = inp["qa"][:3]
             lens = mask.sum(1).long().tolist()
-            cands = [ids[r, : lens[r]].tolist() for r in range(len(lens))]
-            max_tok = FLAT_MAX_TOKENS if variant == "flat" else 128
-            videos = []
-            for j, v in enumerate(vidx.tolist()):
-                feats, subs = video_inputs(qa_eps[v], variant, concepts)
-                videos += qa_video_inputs(feats, subs, cands[5 * j : 5 * j + 5], max_tok)
-            inp["qa_videos"] = build_video_batch(videos, config, max_tok + ids.shape[1])
+            cands = [ids[r, : lens[r]].tolist() for r in range(len(lens))]  # the question's 5 rows
+            videos = [
+                (*video_inputs(qa_eps[v], variant, concepts), cands[5 * j : 5 * j + 5])
+                for j, v in enumerate(vidx.tolist())
+            ]
+            inp["qa_videos"] = candidate_batch(videos, config, sub_token_limit(variant))
     return inp
 
 
