@@ -28,9 +28,10 @@ def test_shipped_checkpoint_is_the_default_and_fits():
 @pytest.mark.slow
 def test_shipped_hero_beats_the_subtitle_baseline_on_held_out_episodes():
     """Moment retrieval in one video and over all 128: above MiniLM subtitle matching, and on the
-    queries about what is shown (measured 2026-11-24, session 15's checkpoint: VCMR R1@0.5 0.306 vs
-    0.120, SVMR 0.607 vs 0.432, video 0.377 vs 0.230, both 0.414 vs 0.047; on the first 32 episodes,
-    before session 18: VCMR 0.447 vs 0.224, SVMR 0.588 vs 0.431)."""
+    queries about what is shown (measured 2026-12-07, session 20's checkpoint: VCMR R1@0.5 0.300 vs
+    0.120, SVMR 0.628 vs 0.432, video 0.409 vs 0.230, both 0.445 vs 0.047; session 15's: VCMR 0.306,
+    SVMR 0.607, video 0.377, both 0.414; on the first 32 episodes, before session 18: VCMR 0.447 vs
+    0.224, SVMR 0.588 vs 0.431)."""
     engine = load_engine(None, "cpu")
     res = evaluate(engine.model, load_fixture(FIXTURE)["val"], tasks=("svmr", "vcmr"))
     base = retrieval_baselines(fixture_splits(FIXTURE)["val"][0], MiniLM())
