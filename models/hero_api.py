@@ -59,6 +59,7 @@ from models.hero import HeroConfig, HeroForPretraining, HeroForVideoQA, HeroMode
 Subtitle = tuple[Sequence[int], Sequence[int]]  # (token ids, frame indices)
 
 CANDIDATE_SEQS = 1024  # subtitle sequences per cross-modal pass of ``encode_candidates``
+SUB_TOKEN_LIMIT = 128  # tokens a batch keeps per subtitle (the app's and training's default)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ CANDIDATE_SEQS = 1024  # subtitle sequences per cross-modal pass of ``encode_can
 def build_video_batch(
     videos: Sequence[tuple[torch.Tensor | np.ndarray, Sequence[Subtitle]]],
     config: HeroConfig,
-    max_sub_tokens: int = 128,
+    max_sub_tokens: int = SUB_TOKEN_LIMIT,
 ) -> HeroVideoBatch:
     """Videos [(feats (N_i, D), subtitles)] -> HeroVideoBatch (B videos padded to max N_i).
 
@@ -219,7 +220,7 @@ def encode_videos(
     window: int | None = None,
     stride: int | None = None,
     autocast: bool | None = None,
-    max_sub_tokens: int = 128,
+    max_sub_tokens: int = SUB_TOKEN_LIMIT,
 ) -> list[VideoEncoding]:
     """Encode whole videos of any length (one cross-modal pass over all their subtitles, one
     temporal pass over all windows). Returns one VideoEncoding per video, float32 on CPU."""
@@ -402,7 +403,10 @@ def answer_candidates(
 
 
 def qa_video_inputs(
-    feats, subtitles: Sequence[Subtitle], qa_token_ids: Sequence[Sequence[int]], max_sub_tokens: int = 128
+    feats,
+    subtitles: Sequence[Subtitle],
+    qa_token_ids: Sequence[Sequence[int]],
+    max_sub_tokens: int = SUB_TOKEN_LIMIT,
 ):
     """Official TVQA input: one copy of the video per candidate with its "[sep] q [sep] a" appended
     to every subtitle's tokens, each subtitle first cut to ``max_sub_tokens`` so the candidate is
@@ -414,7 +418,7 @@ def qa_video_inputs(
 def candidate_batch(
     videos: Sequence[tuple[object, Sequence[Subtitle], Sequence[Sequence[int]]]],
     config: HeroConfig,
-    max_sub_tokens: int = 128,
+    max_sub_tokens: int = SUB_TOKEN_LIMIT,
 ) -> HeroVideoBatch:
     """[(feats, subtitles, candidates' qa ids)] -> one HeroVideoBatch of the official TVQA input, a row
     per (video, candidate), video-major, with room in every subtitle for its longest candidate."""
@@ -430,7 +434,7 @@ def encode_candidates(
     subtitles: Sequence[Subtitle],
     qa_token_ids: Sequence[Sequence[int]],
     autocast: bool | None = None,
-    max_sub_tokens: int = 128,
+    max_sub_tokens: int = SUB_TOKEN_LIMIT,
 ) -> torch.Tensor:
     """Fused frame reps (C, N, H), one per candidate, from the official TVQA input (``qa_video_inputs``:
     the candidate's "[sep] q [sep] a" appended to every subtitle in the cross-modal transformer). Feed

@@ -29,7 +29,7 @@ import torch
 
 from demo.subtitles import Subtitle, align_to_frames
 from models.hero import HeroConfig
-from models.hero_api import build_video_batch, pad_token_ids, qa_input_ids
+from models.hero_api import SUB_TOKEN_LIMIT, build_video_batch, pad_token_ids, qa_input_ids
 
 INTERVAL = 1.5
 MAX_SUB_TOKENS = 60  # official max_txt_len (TVR) for subtitles and queries
@@ -304,7 +304,7 @@ def video_inputs(ep: Episode, variant: str = "full", concepts: bool = False):
 
 def sub_token_limit(variant: str) -> int:
     """Tokens kept per subtitle for ``variant`` (the flat variant's one subtitle holds them all)."""
-    return FLAT_MAX_TOKENS if variant == "flat" else 128
+    return FLAT_MAX_TOKENS if variant == "flat" else SUB_TOKEN_LIMIT
 
 
 def video_batch(eps: list[Episode], config: HeroConfig, variant: str = "full", concepts: bool = False):
