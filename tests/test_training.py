@@ -212,6 +212,45 @@ def test_run_fine_tunes_the_named_tasks_only(tmp_path, capsys):
         main(args + ["--freeze-cross", "--cross-top", "3"])
 
 
+def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypatch, capsys):
+    """`recipe ablate` (the nine ablations at the smoke scale, a few steps each here): each run leaves
+    out what its name says (no_pretrain: no pre-training step; no_fom: no FOM step; flat: trained
+    and evaluated on the flat input), writes one result per seed, a second call finds them and trains
+    nothing, the table averages the seeds; an unknown run name is refused before any work."""
+    import training.data
+    from training import recipe
+
+    small = {"train": data["train"][:12], "val": data["val"][:8]}
+    monkeypatch.setattr(training.data, "load_fixture", lambda path: small)
+    monkeypatch.setitem(recipe.SMOKE, "pretrain_steps", 6)
+    monkeypatch.setitem(recipe.SMOKE, "cached_steps", 6)
+    torch.set_num_threads(2)
+    out = tmp_path / "abl"
+    args = ["ablate", "--runs", "no_pretrain,no_fom,flat", "--seeds", "0,1", "--finetune-steps", "2",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert recipe.main(args) == 0
+    table = capsys.readouterr().out
+    res = {f.stem: json.loads(f.read_text()) for f in out.glob("*.json")}
+    assert sorted(res) == [f"{n}-s{s}" for n in ("flat", "no_fom", "no_pretrain") for s in (0, 1)]
+    for seed in (0, 1):
+        assert res[f"no_pretrain-s{seed}"]["pretrain_steps"] == 0
+        rows = json.loads((out / f"no_fom-s{seed}" / "pretrain_log.json").read_text())["rows"]
+        assert len(rows) == 12 and not any("loss_fom" in r for r in rows)
+        assert {"loss_mlm", "loss_mnce", "loss_vsm"} & {k for r in rows for k in r}
+        flat = res[f"flat-s{seed}"]
+        assert flat["variant"] == "flat" and flat["finetune_steps"] == 2 and flat["pretrain_steps"] == 12
+        assert 0 <= flat["svmr"]["R1@0.5"] <= 1 and 0 <= flat["vcmr"]["R1@0.5"] <= 1 and "qa" not in flat
+    row = next(line for line in table.splitlines() if line.startswith("| no_fom |"))
+    cells = [c.strip() for c in row.strip("| ").split("|")]  # QA is not fine-tuned by default
+    assert cells[1] == "0,1" and cells[7] == "-" and all("±" in c for c in cells[2:7] + cells[8:]), row
+    mtimes = {f: f.stat().st_mtime for f in out.glob("*.json")}
+    monkeypatch.setattr(recipe, "smoke_train", lambda *a, **k: pytest.fail("a finished run ran again"))
+    assert recipe.main(args) == 0
+    assert {f: f.stat().st_mtime for f in out.glob("*.json")} == mtimes
+    with pytest.raises(SystemExit, match="unknown run 'no_xyz'"):
+        recipe.main(["ablate", "--runs", "no_fom,no_xyz", "--out", str(out)])
+
+
 def test_frozen_cross_modal_fine_tuning(data):
     """`--freeze-cross`: the cached fused frames give the very losses of a full encoding (eval mode);
     training then moves the temporal side only and leaves each parameter as trainable as it was."""
@@ -457,7 +496,7 @@ def smoke_run(data):
     from training.recipe import smoke_train
 
     torch.set_num_threads(2)
-    lp, lf, pr = smoke_train(data["train"], data["val"], seed=0, show_progress=False)
+    lp, lf, pr, _ = smoke_train(data["train"], data["val"], seed=0, show_progress=False)
     assert not {e.id for e in data["train"]} & {e.id for e in data["val"]}
     return lp.rows, lf.rows, pr
 

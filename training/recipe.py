@@ -6,6 +6,8 @@
         [--variant full|sub_only|video_only|flat] [--concepts 3] [--save] [--init CHECKPOINT_DIR] \
         [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]] \
         [--qa-in-subtitles]
+    # the nine ablations at the smoke scale (CPU), resumable, a table over seeds
+    python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -26,6 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from training import common
@@ -374,34 +377,47 @@ def write_smoke_fixture(work: Path, path: Path, n_train: int = 240, n_val: int =
     np.savez_compressed(path, **arrays)
 
 
-def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True):
+def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True, variant: str = "full",
+                tasks=("mlm", "mnce", "fom", "vsm"), finetune_steps: int | None = None,
+                finetune_batch: int | None = None, freeze_cross: bool = False, finetune_tasks=None):  # fmt: skip
     """The smoke recipe (SMOKE) on the reduced model: pre-train (MLM, MNCE, VSM on the whole model,
     then FOM and VSM over the cached cross-modal outputs), the held-out probe of the pre-training tasks on
     ``val``, then fine-tune. Returns (pretrain Log, finetune Log, probe dict); with ``out`` the logs
-    and loss curves are saved there. tests/test_training.py runs exactly this."""
+    and loss curves are saved there. tests/test_training.py runs exactly this. ``variant``, ``tasks``
+    (pre-training tasks kept; none = no pre-training) and the fine-tuning's steps, batch, tasks and
+    ``freeze_cross`` serve the ablations (``ablate``); the cached phase needs the full input for VSM,
+    so other variants keep FOM there."""
     from training.finetune import finetune
     from training.pretrain import pretrain, probe
 
     common.set_seed(seed)
     model = common.build_app_model(common.app_config(smoke=True))
     bs, lr, n1 = SMOKE["batch_size"], SMOKE["lr"], SMOKE["pretrain_steps"]
-    lp = pretrain(model, train, n1, bs, lr, SMOKE["ratio"], seed=seed,
-                  vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
-                  log=common.Log(out, "pretrain"), **SMOKE["spec"])  # fmt: skip
+    lp = common.Log(out, "pretrain")
+    ratio = {k: v for k, v in SMOKE["ratio"].items() if k in tasks}
+    if ratio:
+        lp = pretrain(model, train, n1, bs, lr, ratio, variant, seed=seed, vsm_per_video=SMOKE["vsm_per_video"],
+                      show_progress=show_progress, log=lp, **SMOKE["spec"])  # fmt: skip
     # FOM needs ~10,000 video passes to leave chance and VSM batches of 16 videos (training/RESULTS.md
     # "FOM and VSM on the CPU"): with the cross-modal transformer fixed a pass costs about a fifth
     # (training/RESULTS.md "Sessions 17-18")
-    lc = pretrain(model, train, SMOKE["cached_steps"], SMOKE["cached_batch_size"], lr, SMOKE["cached_ratio"],
-                  seed=seed + 2, vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
-                  freeze_cross=True, **SMOKE["spec"])  # fmt: skip
-    lp.rows += [{**r, "step": n1 + r["step"], "phase": "cached"} for r in lc.rows]
-    pr = probe(model, val, "cpu")
-    lf = finetune(model, train, SMOKE["finetune_steps"], bs, SMOKE["finetune_lr"], seed=seed + 1,
-                  tasks=SMOKE["finetune_tasks"], hard_from=SMOKE["hard_from"], qa_per_video=SMOKE["qa_per_video"],
-                  show_progress=show_progress, log=common.Log(out, "finetune"))  # fmt: skip
-    lp.save({"probe": pr, "seed": seed, "smoke": SMOKE})
+    cached = {
+        k: v for k, v in SMOKE["cached_ratio"].items() if k in tasks and (k != "vsm" or variant == "full")
+    }
+    if cached:
+        lc = pretrain(model, train, SMOKE["cached_steps"], SMOKE["cached_batch_size"], lr, cached, variant,
+                      seed=seed + 2, vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
+                      freeze_cross=True, **SMOKE["spec"])  # fmt: skip
+        lp.rows += [{**r, "step": n1 + r["step"], "phase": "cached"} for r in lc.rows]
+    pr = probe(model, val, "cpu", variant=variant)
+    steps = SMOKE["finetune_steps"] if finetune_steps is None else finetune_steps
+    lf = finetune(model, train, steps, finetune_batch or bs, SMOKE["finetune_lr"], variant, seed=seed + 1,
+                  tasks=finetune_tasks or SMOKE["finetune_tasks"], hard_from=SMOKE["hard_from"],
+                  qa_per_video=SMOKE["qa_per_video"], show_progress=show_progress, log=common.Log(out, "finetune"),
+                  freeze_cross=freeze_cross)  # fmt: skip
+    lp.save({"probe": pr, "seed": seed, "smoke": SMOKE, "variant": variant, "tasks": list(tasks)})
     lf.save()
-    return lp, lf, pr
+    return lp, lf, pr, model
 
 
 def smoke(a) -> int:
@@ -418,9 +434,89 @@ def smoke(a) -> int:
     else:
         train, val = load_split(a.train), load_split(a.val)
     t_load = time.time() - t
-    lp, lf, pr = smoke_train(train, val, a.seed, a.out)
+    lp, lf, pr, _ = smoke_train(train, val, a.seed, a.out)
     print(json.dumps({"seconds": round(time.time() - t, 1), "load_s": round(t_load, 1), "seed": a.seed,
                       "n_train": len(train), "n_val": len(val), "probe": pr, "out": a.out}))  # fmt: skip
+    return 0
+
+
+ABLATION_COLUMNS = (
+    ("svmr", "R1@0.5"),
+    ("svmr", "R1@0.7"),
+    ("svmr", "R5@0.5"),
+    ("vcmr", "R1@0.5"),
+    ("vcmr", "R5@0.5"),
+    ("qa", "accuracy"),
+    ("probe", "vsm_video_acc"),
+    ("probe", "fom_acc"),
+)
+
+
+def ablation_table(out: Path, names=tuple(ABLATIONS)) -> str:
+    """Markdown table of OUT/NAME-sSEED.json (``ablate``): per run the mean over its seeds, +- one
+    standard error across seeds where there are two or more."""
+    head = [
+        "run",
+        "seeds",
+        *(f"{t} {k}".replace("_acc", "").replace("accuracy", "acc") for t, k in ABLATION_COLUMNS),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        rs = [json.loads(f.read_text()) for f in sorted(out.glob(f"{name}-s*.json"))]
+        if not rs:
+            continue
+        cells = [name, ",".join(str(r["seed"]) for r in rs)]
+        for t, k in ABLATION_COLUMNS:
+            v = np.array([r[t][k] for r in rs if k in r.get(t, {})], float)
+            se = f" ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}" if len(v) > 1 else ""
+            cells.append(f"{v.mean():.3f}{se}" if len(v) else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ablate(a) -> int:
+    """The GPU recipe's nine ablations (ABLATIONS) at the smoke scale, where FOM and VSM learn on the
+    CPU: reduced model, fixture data, ``smoke_train``'s pre-training, the held-out probe of FOM and VSM,
+    then ``--finetune-steps`` of moment retrieval (default none: the retrieval numbers are then
+    zero-shot, from VSM's heads), over the fixed cross-modal transformer's cached outputs unless
+    ``--full-finetune``, and ``evaluate`` on the fixture's val episodes. On the fixture's 240 training
+    episodes fine-tuning does not rank the ablations: the whole model leaves two seeds far apart after
+    150 steps, the cached outputs are memorised in 1,000 (training/RESULTS.md "Session 23"). One JSON
+    per run and seed, written atomically and skipped when present (a stopped sweep resumes); prints the
+    table over every seed found."""
+    from training.data import load_fixture
+    from training.evaluate import evaluate
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [x for x in a.runs.split(",") if x]
+    if bad := [x for x in names if x not in ABLATIONS]:
+        raise SystemExit(f"recipe ablate: unknown run {bad[0]!r}; one of {', '.join(ABLATIONS)}")
+    d = load_fixture(a.fixture) if names and a.seeds else None
+    for name in names:
+        for seed in a.seeds:
+            path = out / f"{name}-s{seed}.json"
+            if path.is_file():
+                continue
+            spec, t = ABLATIONS[name], time.time()
+            variant = spec.get("variant", "full")
+            tasks = () if spec.get("no_pretrain") else tuple(spec.get("tasks", "mlm,mnce,fom,vsm").split(","))
+            print(f"[ablate] {name} seed {seed}", file=sys.stderr, flush=True)
+            lp, lf, pr, model = smoke_train(d["train"], d["val"], seed, out / f"{name}-s{seed}", a.progress,
+                                            variant, tasks, a.finetune_steps, a.finetune_batch,
+                                            a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks)  # fmt: skip
+            evals = ("svmr", "vcmr", *(("qa",) if "qa" in a.finetune_tasks else ()))
+            res = {"name": name, "seed": seed, "variant": variant, "tasks": list(tasks), "probe": pr,
+                   "pretrain_steps": len(lp.rows), "finetune_steps": len(lf.rows),
+                   "finetune": {"batch": a.finetune_batch, "tasks": list(a.finetune_tasks),
+                                "full_model": a.full_finetune},
+                   **evaluate(model, d["val"], variant, device="cpu", tasks=evals)}  # fmt: skip
+            res["seconds"] = round(time.time() - t, 1)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(res, indent=1))
+            tmp.replace(path)
+    print(ablation_table(out))
     return 0
 
 
@@ -459,6 +555,15 @@ def _finetune_tasks(text: str) -> tuple[str, ...]:
     if not tasks or set(tasks) - {"vcmr", "qa"}:
         raise argparse.ArgumentTypeError(f"fine-tuning tasks are vcmr and/or qa, not {text!r}")
     return tasks
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds are whole numbers separated by commas, not {text!r}"
+        ) from None
 
 
 def _count(text: str) -> int:
@@ -558,6 +663,22 @@ def main(argv=None) -> int:
     s.add_argument("--out", default=str(ROOT / "runs" / "smoke"), help="logs + loss curves")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2)
+    b = sub.add_parser("ablate", help="the nine ablations at the smoke scale (CPU), a table over seeds")
+    b.add_argument("--runs", default=",".join(ABLATIONS), help="comma-separated names (none: the table only)")
+    b.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated, e.g. 0,1")
+    b.add_argument(
+        "--finetune-steps", type=int, default=0, help="fine-tuning steps after the probe (0: zero-shot)"
+    )
+    b.add_argument("--finetune-batch", type=int, default=16)
+    b.add_argument("--finetune-tasks", type=_finetune_tasks, default="vcmr", help="vcmr, qa or both")
+    b.add_argument(
+        "--full-finetune", action="store_true",
+        help="fine-tune the whole model (default: the cross-modal transformer fixed, its outputs cached)",
+    )  # fmt: skip
+    b.add_argument("--fixture", default=str(SMOKE_FIXTURE))
+    b.add_argument("--out", default=str(ROOT / "runs" / "ablate"))
+    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--no-progress", dest="progress", action="store_false")
     m = sub.add_parser("assemble", help="join a GPU call's checkpoint parts into a checkpoint dir")
     m.add_argument("--parts", required=True)
     m.add_argument("--out", default=str(ROOT / "assets" / "hero-mini"))
@@ -576,6 +697,8 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == "gpu":
         return gpu(a)
+    if a.cmd == "ablate":
+        return ablate(a)
     if a.train:
         a.fixture = None
     return smoke(a)
