@@ -216,7 +216,8 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     """`recipe ablate` (the nine ablations at the smoke scale, a few steps each here): each run leaves
     out what its name says (no_pretrain: no pre-training step; no_fom: no FOM step; flat: trained
     and evaluated on the flat input), writes one result per seed, a second call finds them and trains
-    nothing, the table averages the seeds; an unknown run name is refused before any work."""
+    nothing, the table averages the seeds; an unknown run name is refused before any work; with
+    `--same-mix` no run gets VSM in the cached phase, and a folder made otherwise is refused."""
     import training.data
     from training import recipe
 
@@ -249,6 +250,20 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     assert {f: f.stat().st_mtime for f in out.glob("*.json")} == mtimes
     with pytest.raises(SystemExit, match="unknown run 'no_xyz'"):
         recipe.main(["ablate", "--runs", "no_fom,no_xyz", "--out", str(out)])
+    monkeypatch.undo()  # --same-mix: no VSM in the cached phase, so no_fom has no cached phase at all
+    monkeypatch.setattr(training.data, "load_fixture", lambda path: small)
+    monkeypatch.setitem(recipe.SMOKE, "pretrain_steps", 6)
+    monkeypatch.setitem(recipe.SMOKE, "cached_steps", 6)
+    assert (
+        recipe.main(
+            ["ablate", "--runs", "no_fom", "--same-mix", "--out", str(tmp_path / "mix"), "--no-progress"]
+        )
+        == 0
+    )
+    res = json.loads((tmp_path / "mix" / "no_fom-s0.json").read_text())
+    assert res["same_mix"] and res["pretrain_steps"] == 6 and res["finetune_steps"] == 0
+    with pytest.raises(SystemExit, match="made with other settings; use another --out"):
+        recipe.main(["ablate", "--runs", "no_fom", "--out", str(tmp_path / "mix")])  # without --same-mix
 
 
 def test_frozen_cross_modal_fine_tuning(data):

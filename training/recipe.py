@@ -7,7 +7,7 @@
         [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]] \
         [--qa-in-subtitles]
     # the nine ablations at the smoke scale (CPU), resumable, a table over seeds
-    python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N]
+    python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N] [--same-mix]
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -379,14 +379,15 @@ def write_smoke_fixture(work: Path, path: Path, n_train: int = 240, n_val: int =
 
 def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True, variant: str = "full",
                 tasks=("mlm", "mnce", "fom", "vsm"), finetune_steps: int | None = None,
-                finetune_batch: int | None = None, freeze_cross: bool = False, finetune_tasks=None):  # fmt: skip
+                finetune_batch: int | None = None, freeze_cross: bool = False, finetune_tasks=None,
+                cached_vsm: bool = True):  # fmt: skip
     """The smoke recipe (SMOKE) on the reduced model: pre-train (MLM, MNCE, VSM on the whole model,
     then FOM and VSM over the cached cross-modal outputs), the held-out probe of the pre-training tasks on
     ``val``, then fine-tune. Returns (pretrain Log, finetune Log, probe dict); with ``out`` the logs
     and loss curves are saved there. tests/test_training.py runs exactly this. ``variant``, ``tasks``
     (pre-training tasks kept; none = no pre-training) and the fine-tuning's steps, batch, tasks and
     ``freeze_cross`` serve the ablations (``ablate``); the cached phase needs the full input for VSM,
-    so other variants keep FOM there."""
+    so other variants keep FOM there (``cached_vsm=False``: every variant does)."""
     from training.finetune import finetune
     from training.pretrain import pretrain, probe
 
@@ -402,7 +403,9 @@ def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True,
     # "FOM and VSM on the CPU"): with the cross-modal transformer fixed a pass costs about a fifth
     # (training/RESULTS.md "Sessions 17-18")
     cached = {
-        k: v for k, v in SMOKE["cached_ratio"].items() if k in tasks and (k != "vsm" or variant == "full")
+        k: v
+        for k, v in SMOKE["cached_ratio"].items()
+        if k in tasks and (k != "vsm" or (variant == "full" and cached_vsm))
     }
     if cached:
         lc = pretrain(model, train, SMOKE["cached_steps"], SMOKE["cached_batch_size"], lr, cached, variant,
@@ -494,10 +497,14 @@ def ablate(a) -> int:
     if bad := [x for x in names if x not in ABLATIONS]:
         raise SystemExit(f"recipe ablate: unknown run {bad[0]!r}; one of {', '.join(ABLATIONS)}")
     d = load_fixture(a.fixture) if names and a.seeds else None
+    settings = {"finetune_steps": a.finetune_steps, "finetune_batch": a.finetune_batch,
+                "finetune_tasks": list(a.finetune_tasks), "full_finetune": a.full_finetune, "same_mix": a.same_mix}  # fmt: skip
     for name in names:
         for seed in a.seeds:
             path = out / f"{name}-s{seed}.json"
-            if path.is_file():
+            if path.is_file():  # done: kept, unless it was made otherwise (one table, one setting)
+                if json.loads(path.read_text()).get("settings", settings) != settings:
+                    raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
                 continue
             spec, t = ABLATIONS[name], time.time()
             variant = spec.get("variant", "full")
@@ -505,12 +512,12 @@ def ablate(a) -> int:
             print(f"[ablate] {name} seed {seed}", file=sys.stderr, flush=True)
             lp, lf, pr, model = smoke_train(d["train"], d["val"], seed, out / f"{name}-s{seed}", a.progress,
                                             variant, tasks, a.finetune_steps, a.finetune_batch,
-                                            a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks)  # fmt: skip
+                                            a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks,
+                                            not a.same_mix)  # fmt: skip
             evals = ("svmr", "vcmr", *(("qa",) if "qa" in a.finetune_tasks else ()))
             res = {"name": name, "seed": seed, "variant": variant, "tasks": list(tasks), "probe": pr,
                    "pretrain_steps": len(lp.rows), "finetune_steps": len(lf.rows),
-                   "finetune": {"batch": a.finetune_batch, "tasks": list(a.finetune_tasks),
-                                "full_model": a.full_finetune},
+                   "settings": settings, "same_mix": a.same_mix,
                    **evaluate(model, d["val"], variant, device="cpu", tasks=evals)}  # fmt: skip
             res["seconds"] = round(time.time() - t, 1)
             tmp = path.with_suffix(".tmp")
@@ -674,6 +681,10 @@ def main(argv=None) -> int:
     b.add_argument(
         "--full-finetune", action="store_true",
         help="fine-tune the whole model (default: the cross-modal transformer fixed, its outputs cached)",
+    )  # fmt: skip
+    b.add_argument(
+        "--same-mix", action="store_true",
+        help="no VSM in the cached phase for any run, as the flat and single-modality inputs must",
     )  # fmt: skip
     b.add_argument("--fixture", default=str(SMOKE_FIXTURE))
     b.add_argument("--out", default=str(ROOT / "runs" / "ablate"))
