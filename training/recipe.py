@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -487,6 +488,7 @@ def ablate(a) -> int:
     150 steps, the cached outputs are memorised in 1,000 (training/RESULTS.md "Session 23"). One JSON
     per run and seed, written atomically and skipped when present (a stopped sweep resumes); prints the
     table over every seed found."""
+    from demo.library import atomic_write
     from training.data import load_fixture
     from training.evaluate import evaluate
 
@@ -496,33 +498,32 @@ def ablate(a) -> int:
     names = [x for x in a.runs.split(",") if x]
     if bad := [x for x in names if x not in ABLATIONS]:
         raise SystemExit(f"recipe ablate: unknown run {bad[0]!r}; one of {', '.join(ABLATIONS)}")
-    d = load_fixture(a.fixture) if names and a.seeds else None
     settings = {"finetune_steps": a.finetune_steps, "finetune_batch": a.finetune_batch,
                 "finetune_tasks": list(a.finetune_tasks), "full_finetune": a.full_finetune, "same_mix": a.same_mix}  # fmt: skip
-    for name in names:
-        for seed in a.seeds:
-            path = out / f"{name}-s{seed}.json"
-            if path.is_file():  # done: kept, unless it was made otherwise (one table, one setting)
-                if json.loads(path.read_text()).get("settings", settings) != settings:
-                    raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
-                continue
-            spec, t = ABLATIONS[name], time.time()
-            variant = spec.get("variant", "full")
-            tasks = () if spec.get("no_pretrain") else tuple(spec.get("tasks", "mlm,mnce,fom,vsm").split(","))
-            print(f"[ablate] {name} seed {seed}", file=sys.stderr, flush=True)
-            lp, lf, pr, model = smoke_train(d["train"], d["val"], seed, out / f"{name}-s{seed}", a.progress,
-                                            variant, tasks, a.finetune_steps, a.finetune_batch,
-                                            a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks,
-                                            not a.same_mix)  # fmt: skip
-            evals = ("svmr", "vcmr", *(("qa",) if "qa" in a.finetune_tasks else ()))
-            res = {"name": name, "seed": seed, "variant": variant, "tasks": list(tasks), "probe": pr,
-                   "pretrain_steps": len(lp.rows), "finetune_steps": len(lf.rows),
-                   "settings": settings, "same_mix": a.same_mix,
-                   **evaluate(model, d["val"], variant, device="cpu", tasks=evals)}  # fmt: skip
-            res["seconds"] = round(time.time() - t, 1)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(res, indent=1))
-            tmp.replace(path)
+    todo = []
+    for name, seed in itertools.product(names, a.seeds):
+        path = out / f"{name}-s{seed}.json"
+        if not path.is_file():
+            todo.append((name, seed, path))
+        elif json.loads(path.read_text()).get("settings", settings) != settings:  # one table, one setting
+            raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
+    d = load_fixture(a.fixture) if todo else None
+    for name, seed, path in todo:
+        spec, t = ABLATIONS[name], time.time()
+        variant = spec.get("variant", "full")
+        tasks = () if spec.get("no_pretrain") else tuple(spec.get("tasks", "mlm,mnce,fom,vsm").split(","))
+        print(f"[ablate] {name} seed {seed}", file=sys.stderr, flush=True)
+        lp, lf, pr, model = smoke_train(d["train"], d["val"], seed, out / f"{name}-s{seed}", a.progress,
+                                        variant, tasks, a.finetune_steps, a.finetune_batch,
+                                        a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks,
+                                        not a.same_mix)  # fmt: skip
+        evals = ("svmr", "vcmr", *(("qa",) if "qa" in a.finetune_tasks else ()))
+        res = {"name": name, "seed": seed, "variant": variant, "tasks": list(tasks), "probe": pr,
+               "pretrain_steps": len(lp.rows), "finetune_steps": len(lf.rows),
+               "settings": settings, "same_mix": a.same_mix,
+               **evaluate(model, d["val"], variant, device="cpu", tasks=evals)}  # fmt: skip
+        res["seconds"] = round(time.time() - t, 1)
+        atomic_write(path, lambda f, b=json.dumps(res, indent=1).encode(): f.write(b))
     print(ablation_table(out))
     return 0
 
