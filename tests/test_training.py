@@ -6,6 +6,7 @@ written by training.recipe.write_smoke_fixture)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,6 +265,22 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     assert res["same_mix"] and res["pretrain_steps"] == 6 and res["finetune_steps"] == 0
     with pytest.raises(SystemExit, match="made with other settings; use another --out"):
         recipe.main(["ablate", "--runs", "no_fom", "--out", str(tmp_path / "mix")])  # without --same-mix
+    # --train / --val: SynthTV dirs (here two stand-in names) replace the fixture, --val-count cuts val
+    monkeypatch.setattr(training.data, "load_fixture", lambda path: pytest.fail("the fixture was read"))
+    dirs = {"tr": small["train"], "va": small["val"]}
+    monkeypatch.setattr(training.data, "load_split", lambda path, limit=None: dirs[Path(path).name][:limit])
+
+    def on_dirs(val_count):
+        return ["ablate", "--runs", "no_fom", "--train", str(tmp_path / "tr"), "--val", str(tmp_path / "va"),
+                "--val-count", val_count, "--out", str(tmp_path / "dirs"), "--no-progress"]  # fmt: skip
+
+    assert recipe.main(on_dirs("3")) == 0
+    res = json.loads((tmp_path / "dirs" / "no_fom-s0.json").read_text())
+    assert res["n_episodes"] == 3 and res["settings"]["data"]["val"] == str((tmp_path / "va").resolve())
+    with pytest.raises(SystemExit, match="made with other settings"):
+        recipe.main(on_dirs("4"))  # another --val-count, same folder
+    with pytest.raises(SystemExit):
+        recipe.main(["ablate", "--train", str(tmp_path / "tr"), "--out", str(tmp_path / "x")])  # no --val
 
 
 def test_frozen_cross_modal_fine_tuning(data):

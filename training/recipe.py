@@ -489,7 +489,7 @@ def ablate(a) -> int:
     per run and seed, written atomically and skipped when present (a stopped sweep resumes); prints the
     table over every seed found."""
     from demo.library import atomic_write
-    from training.data import load_fixture
+    from training.data import load_fixture, load_split
     from training.evaluate import evaluate
 
     torch.set_num_threads(a.threads)
@@ -500,6 +500,12 @@ def ablate(a) -> int:
         raise SystemExit(f"recipe ablate: unknown run {bad[0]!r}; one of {', '.join(ABLATIONS)}")
     settings = {"finetune_steps": a.finetune_steps, "finetune_batch": a.finetune_batch,
                 "finetune_tasks": list(a.finetune_tasks), "full_finetune": a.full_finetune, "same_mix": a.same_mix}  # fmt: skip
+    if a.train:  # SynthTV dirs instead of the fixture (a fixture table keeps its settings as they were)
+        settings["data"] = {
+            "train": str(Path(a.train).resolve()),
+            "val": str(Path(a.val).resolve()),
+            "val_count": a.val_count,
+        }
     todo = []
     for name, seed in itertools.product(names, a.seeds):
         path = out / f"{name}-s{seed}.json"
@@ -507,7 +513,12 @@ def ablate(a) -> int:
             todo.append((name, seed, path))
         elif json.loads(path.read_text()).get("settings", settings) != settings:  # one table, one setting
             raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
-    d = load_fixture(a.fixture) if todo else None
+    if not todo:
+        d = None
+    elif a.train:
+        d = {"train": load_split(a.train), "val": load_split(a.val, a.val_count)}
+    else:
+        d = load_fixture(a.fixture)
     for name, seed, path in todo:
         spec, t = ABLATIONS[name], time.time()
         variant = spec.get("variant", "full")
@@ -688,6 +699,11 @@ def main(argv=None) -> int:
         help="no VSM in the cached phase for any run, as the flat and single-modality inputs must",
     )  # fmt: skip
     b.add_argument("--fixture", default=str(SMOKE_FIXTURE))
+    b.add_argument(
+        "--train", default=None, help="SynthTV dir to pre-train and fine-tune on (instead of --fixture)"
+    )
+    b.add_argument("--val", default=None, help="with --train: SynthTV dir to probe and evaluate on")
+    b.add_argument("--val-count", type=int, default=None, help="its first N episodes (default: all)")
     b.add_argument("--out", default=str(ROOT / "runs" / "ablate"))
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--no-progress", dest="progress", action="store_false")
@@ -710,6 +726,8 @@ def main(argv=None) -> int:
     if a.cmd == "gpu":
         return gpu(a)
     if a.cmd == "ablate":
+        if bool(a.train) != bool(a.val):
+            p.error("ablate: --train and --val go together")
         return ablate(a)
     if a.train:
         a.fixture = None
