@@ -485,7 +485,8 @@ def ablate(a) -> int:
     zero-shot, from VSM's heads), over the fixed cross-modal transformer's cached outputs unless
     ``--full-finetune``, and ``evaluate`` on the fixture's val episodes. On the fixture's 240 training
     episodes fine-tuning does not rank the ablations: the whole model leaves two seeds far apart after
-    150 steps, the cached outputs are memorised in 1,000 (training/RESULTS.md "Session 23"). One JSON
+    150 steps, the cached outputs are memorised in 1,000 (training/RESULTS.md "Session 23"); ``--train``
+    and ``--val`` (SynthTV dirs, e.g. 3,000 train episodes) replace the fixture so they can ("Session 24"). One JSON
     per run and seed, written atomically and skipped when present (a stopped sweep resumes); prints the
     table over every seed found."""
     from demo.library import atomic_write
