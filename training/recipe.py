@@ -7,7 +7,8 @@
         [--finetune-tasks vcmr,qa] [--qa-per-video 3] [--qa-videos N] [--freeze-cross [--cross-top K]] \
         [--qa-in-subtitles]
     # the nine ablations at the smoke scale (CPU), resumable, a table over seeds
-    python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N] [--same-mix]
+    python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N] [--same-mix] \
+        [--train DIR --val DIR [--val-count N]]   # default: tests/data fixture
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -424,19 +425,22 @@ def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True,
     return lp, lf, pr, model
 
 
+def _smoke_data(a, val_count: int | None = None) -> dict:
+    """{"train", "val"} episodes for ``smoke`` and ``ablate``: SynthTV dirs --train / --val (val cut to
+    its first ``val_count``) where given, else the fixture."""
+    from training.data import load_fixture, load_split
+
+    if a.train:
+        return {"train": load_split(a.train), "val": load_split(a.val, val_count)}
+    return load_fixture(a.fixture)
+
+
 def smoke(a) -> int:
     """CPU smoke: reduced model, few steps; prints the held-out probe (logs + loss curves in --out)."""
-    from training.data import load_split
-
     torch.set_num_threads(a.threads)
     t = time.time()
-    if a.fixture:
-        from training.data import load_fixture
-
-        d = load_fixture(a.fixture)
-        train, val = d["train"], d["val"]
-    else:
-        train, val = load_split(a.train), load_split(a.val)
+    d = _smoke_data(a)
+    train, val = d["train"], d["val"]
     t_load = time.time() - t
     lp, lf, pr, _ = smoke_train(train, val, a.seed, a.out)
     print(json.dumps({"seconds": round(time.time() - t, 1), "load_s": round(t_load, 1), "seed": a.seed,
@@ -490,7 +494,6 @@ def ablate(a) -> int:
     per run and seed, written atomically and skipped when present (a stopped sweep resumes); prints the
     table over every seed found."""
     from demo.library import atomic_write
-    from training.data import load_fixture, load_split
     from training.evaluate import evaluate
 
     torch.set_num_threads(a.threads)
@@ -514,12 +517,7 @@ def ablate(a) -> int:
             todo.append((name, seed, path))
         elif json.loads(path.read_text()).get("settings", settings) != settings:  # one table, one setting
             raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
-    if not todo:
-        d = None
-    elif a.train:
-        d = {"train": load_split(a.train), "val": load_split(a.val, a.val_count)}
-    else:
-        d = load_fixture(a.fixture)
+    d = _smoke_data(a, a.val_count) if todo else None
     for name, seed, path in todo:
         spec, t = ABLATIONS[name], time.time()
         variant = spec.get("variant", "full")
@@ -726,13 +724,9 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == "gpu":
         return gpu(a)
-    if a.cmd == "ablate":
-        if bool(a.train) != bool(a.val):
-            p.error("ablate: --train and --val go together")
-        return ablate(a)
-    if a.train:
-        a.fixture = None
-    return smoke(a)
+    if bool(a.train) != bool(a.val):
+        p.error(f"{a.cmd}: --train and --val go together")
+    return ablate(a) if a.cmd == "ablate" else smoke(a)
 
 
 if __name__ == "__main__":
