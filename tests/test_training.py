@@ -218,12 +218,13 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     out what its name says (no_pretrain: no pre-training step; no_fom: no FOM step; flat: trained
     and evaluated on the flat input), writes one result per seed, a second call finds them and trains
     nothing, the table averages the seeds; an unknown run name is refused before any work; with
-    `--same-mix` no run gets VSM in the cached phase, and a folder made otherwise is refused."""
+    `--same-mix` no run gets VSM in the cached phase, and a folder made otherwise is refused; with
+    `--concepts K` every run is the concept variant, and `--also` evaluates it on more dirs."""
     import training.data
     from training import recipe
 
     small = {"train": data["train"][:12], "val": data["val"][:8]}
-    monkeypatch.setattr(training.data, "load_fixture", lambda path: small)
+    monkeypatch.setattr(training.data, "load_fixture", lambda path, concepts=0: small)
     monkeypatch.setitem(recipe.SMOKE, "pretrain_steps", 6)
     monkeypatch.setitem(recipe.SMOKE, "cached_steps", 6)
     torch.set_num_threads(2)
@@ -252,7 +253,7 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     with pytest.raises(SystemExit, match="unknown run 'no_xyz'"):
         recipe.main(["ablate", "--runs", "no_fom,no_xyz", "--out", str(out)])
     monkeypatch.undo()  # --same-mix: no VSM in the cached phase, so no_fom has no cached phase at all
-    monkeypatch.setattr(training.data, "load_fixture", lambda path: small)
+    monkeypatch.setattr(training.data, "load_fixture", lambda path, concepts=0: small)
     monkeypatch.setitem(recipe.SMOKE, "pretrain_steps", 6)
     monkeypatch.setitem(recipe.SMOKE, "cached_steps", 6)
     assert (
@@ -266,9 +267,11 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
     with pytest.raises(SystemExit, match="made with other settings; use another --out"):
         recipe.main(["ablate", "--runs", "no_fom", "--out", str(tmp_path / "mix")])  # without --same-mix
     # --train / --val: SynthTV dirs (here two stand-in names) replace the fixture, --val-count cuts val
-    monkeypatch.setattr(training.data, "load_fixture", lambda path: pytest.fail("the fixture was read"))
+    monkeypatch.setattr(training.data, "load_fixture", lambda path, **k: pytest.fail("the fixture was read"))
     dirs = {"tr": small["train"], "va": small["val"]}
-    monkeypatch.setattr(training.data, "load_split", lambda path, limit=None: dirs[Path(path).name][:limit])
+    monkeypatch.setattr(
+        training.data, "load_split", lambda path, limit=None, concepts=0: dirs[Path(path).name][:limit]
+    )
 
     def on_dirs(val_count):
         return ["ablate", "--runs", "no_fom", "--train", str(tmp_path / "tr"), "--val", str(tmp_path / "va"),
@@ -281,6 +284,18 @@ def test_ablations_leave_out_what_they_name_and_resume(tmp_path, data, monkeypat
         recipe.main(on_dirs("4"))  # another --val-count, same folder
     with pytest.raises(SystemExit):
         recipe.main(["ablate", "--train", str(tmp_path / "tr"), "--out", str(tmp_path / "x")])  # no --val
+    # --concepts K: every run is the concept variant from the start (the fixture's episodes carry their
+    # concept names); --also: evaluated on more dirs too, each cut to --val-count
+    args = [*on_dirs("3")[:-3], "--out", str(tmp_path / "conc"), "--no-progress", "--concepts", "3",
+            "--also", f"more={tmp_path / 'tr'}"]  # fmt: skip
+    assert recipe.main(args) == 0
+    res = json.loads((tmp_path / "conc" / "no_fom-s0.json").read_text())
+    assert res["concepts"] and res["settings"]["concepts"] == 3 and res["also"]["more"]["concepts"]
+    assert res["also"]["more"]["n_episodes"] == 3 and res["settings"]["also"]["more"].endswith("tr")
+    meta = json.loads((tmp_path / "conc" / "no_fom-s0" / "pretrain_log.json").read_text())
+    assert meta["concepts"] == 3
+    with pytest.raises(SystemExit):  # --also without --train
+        recipe.main(["ablate", "--also", f"more={tmp_path / 'tr'}", "--out", str(tmp_path / "x")])
 
 
 def test_frozen_cross_modal_fine_tuning(data):

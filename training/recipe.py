@@ -8,7 +8,7 @@
         [--qa-in-subtitles]
     # the nine ablations at the smoke scale (CPU), resumable, a table over seeds
     python -m training.recipe ablate [--runs full_short,no_pretrain,...] [--seeds 0,1] [--finetune-steps N] [--same-mix] \
-        [--train DIR --val DIR [--val-count N]]   # default: tests/data fixture
+        [--train DIR --val DIR [--val-count N] [--also comp=DIR,novel=DIR]] [--concepts 3]   # default: the fixture
     # smoke: reduced model, CPU, minutes (tests/test_training.py runs the same functions)
     python -m training.recipe smoke [--out OUT] [--seed S] [--train DIR --val DIR]   # default: tests/data fixture
     # the GPU recipe (a lent H100, one command): generate SynthTV, train main + concept variant,
@@ -382,24 +382,27 @@ def write_smoke_fixture(work: Path, path: Path, n_train: int = 240, n_val: int =
 def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True, variant: str = "full",
                 tasks=("mlm", "mnce", "fom", "vsm"), finetune_steps: int | None = None,
                 finetune_batch: int | None = None, freeze_cross: bool = False, finetune_tasks=None,
-                cached_vsm: bool = True):  # fmt: skip
+                cached_vsm: bool = True, concepts: int = 0):  # fmt: skip
     """The smoke recipe (SMOKE) on the reduced model: pre-train (MLM, MNCE, VSM on the whole model,
     then FOM and VSM over the cached cross-modal outputs), the held-out probe of the pre-training tasks on
     ``val``, then fine-tune. Returns (pretrain Log, finetune Log, probe dict); with ``out`` the logs
     and loss curves are saved there. tests/test_training.py runs exactly this. ``variant``, ``tasks``
     (pre-training tasks kept; none = no pre-training) and the fine-tuning's steps, batch, tasks and
     ``freeze_cross`` serve the ablations (``ablate``); the cached phase needs the full input for VSM,
-    so other variants keep FOM there (``cached_vsm=False``: every variant does)."""
+    so other variants keep FOM there (``cached_vsm=False``: every variant does). ``concepts`` K > 0: the
+    concept variant from the start, K concept names per frame beside its subtitle (episodes loaded
+    with ``concepts=K``)."""
     from training.finetune import finetune
     from training.pretrain import pretrain, probe
 
     common.set_seed(seed)
-    model = common.build_app_model(common.app_config(smoke=True))
+    model = common.build_app_model(common.app_config(smoke=True, concept_tokens=concepts))
     bs, lr, n1 = SMOKE["batch_size"], SMOKE["lr"], SMOKE["pretrain_steps"]
+    ck = concepts > 0
     lp = common.Log(out, "pretrain")
     ratio = {k: v for k, v in SMOKE["ratio"].items() if k in tasks}
     if ratio:
-        lp = pretrain(model, train, n1, bs, lr, ratio, variant, seed=seed, vsm_per_video=SMOKE["vsm_per_video"],
+        lp = pretrain(model, train, n1, bs, lr, ratio, variant, ck, seed=seed, vsm_per_video=SMOKE["vsm_per_video"],
                       show_progress=show_progress, log=lp, **SMOKE["spec"])  # fmt: skip
     # FOM needs ~10,000 video passes to leave chance and VSM batches of 16 videos (training/RESULTS.md
     # "FOM and VSM on the CPU"): with the cross-modal transformer fixed a pass costs about a fifth
@@ -410,29 +413,41 @@ def smoke_train(train, val, seed: int = 0, out=None, show_progress: bool = True,
         if k in tasks and (k != "vsm" or (variant == "full" and cached_vsm))
     }
     if cached:
-        lc = pretrain(model, train, SMOKE["cached_steps"], SMOKE["cached_batch_size"], lr, cached, variant,
+        lc = pretrain(model, train, SMOKE["cached_steps"], SMOKE["cached_batch_size"], lr, cached, variant, ck,
                       seed=seed + 2, vsm_per_video=SMOKE["vsm_per_video"], show_progress=show_progress,
                       freeze_cross=True, **SMOKE["spec"])  # fmt: skip
         lp.rows += [{**r, "step": n1 + r["step"], "phase": "cached"} for r in lc.rows]
-    pr = probe(model, val, "cpu", variant=variant)
+    pr = probe(model, val, "cpu", variant=variant, concepts=ck)
     steps = SMOKE["finetune_steps"] if finetune_steps is None else finetune_steps
-    lf = finetune(model, train, steps, finetune_batch or bs, SMOKE["finetune_lr"], variant, seed=seed + 1,
+    lf = finetune(model, train, steps, finetune_batch or bs, SMOKE["finetune_lr"], variant, ck, seed=seed + 1,
                   tasks=finetune_tasks or SMOKE["finetune_tasks"], hard_from=SMOKE["hard_from"],
                   qa_per_video=SMOKE["qa_per_video"], show_progress=show_progress, log=common.Log(out, "finetune"),
                   freeze_cross=freeze_cross)  # fmt: skip
-    lp.save({"probe": pr, "seed": seed, "smoke": SMOKE, "variant": variant, "tasks": list(tasks)})
+    lp.save(
+        {
+            "probe": pr,
+            "seed": seed,
+            "smoke": SMOKE,
+            "variant": variant,
+            "tasks": list(tasks),
+            "concepts": concepts,
+        }
+    )
     lf.save()
     return lp, lf, pr, model
 
 
-def _smoke_data(a, val_count: int | None = None) -> dict:
+def _smoke_data(a, val_count: int | None = None, concepts: int = 0) -> dict:
     """{"train", "val"} episodes for ``smoke`` and ``ablate``: SynthTV dirs --train / --val (val cut to
-    its first ``val_count``) where given, else the fixture."""
+    its first ``val_count``) where given, else the fixture; with ``concepts`` names per frame."""
     from training.data import load_fixture, load_split
 
     if a.train:
-        return {"train": load_split(a.train), "val": load_split(a.val, val_count)}
-    return load_fixture(a.fixture)
+        return {
+            "train": load_split(a.train, concepts=concepts),
+            "val": load_split(a.val, val_count, concepts=concepts),
+        }
+    return load_fixture(a.fixture, concepts=concepts)
 
 
 def smoke(a) -> int:
@@ -510,6 +525,11 @@ def ablate(a) -> int:
             "val": str(Path(a.val).resolve()),
             "val_count": a.val_count,
         }
+    also = dict(a.also)
+    if also:  # more splits to evaluate on (the first --val-count episodes of each)
+        settings["also"] = {k: str(Path(v).resolve()) for k, v in also.items()}
+    if a.concepts:  # the concept variant from the start, for every run listed
+        settings["concepts"] = a.concepts
     todo = []
     for name, seed in itertools.product(names, a.seeds):
         path = out / f"{name}-s{seed}.json"
@@ -517,7 +537,11 @@ def ablate(a) -> int:
             todo.append((name, seed, path))
         elif json.loads(path.read_text()).get("settings", settings) != settings:  # one table, one setting
             raise SystemExit(f"recipe ablate: {path} was made with other settings; use another --out")
-    d = _smoke_data(a, a.val_count) if todo else None
+    d = _smoke_data(a, a.val_count, a.concepts) if todo else None
+    if todo and also:
+        from training.data import load_split
+
+        extra = {k: load_split(v, a.val_count, concepts=a.concepts) for k, v in also.items()}
     for name, seed, path in todo:
         spec, t = ABLATIONS[name], time.time()
         variant = spec.get("variant", "full")
@@ -526,12 +550,16 @@ def ablate(a) -> int:
         lp, lf, pr, model = smoke_train(d["train"], d["val"], seed, out / f"{name}-s{seed}", a.progress,
                                         variant, tasks, a.finetune_steps, a.finetune_batch,
                                         a.finetune_steps > 0 and not a.full_finetune, a.finetune_tasks,
-                                        not a.same_mix)  # fmt: skip
+                                        not a.same_mix, a.concepts)  # fmt: skip
         evals = ("svmr", "vcmr", *(("qa",) if "qa" in a.finetune_tasks else ()))
         res = {"name": name, "seed": seed, "variant": variant, "tasks": list(tasks), "probe": pr,
                "pretrain_steps": len(lp.rows), "finetune_steps": len(lf.rows),
                "settings": settings, "same_mix": a.same_mix,
                **evaluate(model, d["val"], variant, device="cpu", tasks=evals)}  # fmt: skip
+        if also:
+            res["also"] = {
+                k: evaluate(model, eps, variant, device="cpu", tasks=evals) for k, eps in extra.items()
+            }
         res["seconds"] = round(time.time() - t, 1)
         atomic_write(path, lambda f, b=json.dumps(res, indent=1).encode(): f.write(b))
     print(ablation_table(out))
@@ -573,6 +601,16 @@ def _finetune_tasks(text: str) -> tuple[str, ...]:
     if not tasks or set(tasks) - {"vcmr", "qa"}:
         raise argparse.ArgumentTypeError(f"fine-tuning tasks are vcmr and/or qa, not {text!r}")
     return tasks
+
+
+def _named_dirs(text: str) -> dict[str, str]:
+    out = {}
+    for item in (x for x in text.split(",") if x):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise argparse.ArgumentTypeError(f"expected NAME=DIR[,NAME=DIR...], not {text!r}")
+        out[name] = path
+    return out
 
 
 def _seeds(text: str) -> list[int]:
@@ -703,6 +741,10 @@ def main(argv=None) -> int:
     )
     b.add_argument("--val", default=None, help="with --train: SynthTV dir to probe and evaluate on")
     b.add_argument("--val-count", type=int, default=None, help="its first N episodes (default: all)")
+    b.add_argument("--also", type=_named_dirs, default={}, metavar="NAME=DIR,...",
+                   help="with --train: evaluate every run on these SynthTV dirs too (first --val-count episodes)")  # fmt: skip
+    b.add_argument("--concepts", type=int, default=0, metavar="K",
+                   help="every run as the concept variant from the start: K concept names per frame")  # fmt: skip
     b.add_argument("--out", default=str(ROOT / "runs" / "ablate"))
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--no-progress", dest="progress", action="store_false")
@@ -726,6 +768,8 @@ def main(argv=None) -> int:
         return gpu(a)
     if bool(a.train) != bool(a.val):
         p.error(f"{a.cmd}: --train and --val go together")
+    if a.cmd == "ablate" and a.also and not a.train:
+        p.error("ablate: --also needs --train and --val")
     return ablate(a) if a.cmd == "ablate" else smoke(a)
 
 
