@@ -743,7 +743,7 @@ def main(argv=None) -> int:
     b.add_argument("--val-count", type=int, default=None, help="its first N episodes (default: all)")
     b.add_argument("--also", type=_named_dirs, default={}, metavar="NAME=DIR,...",
                    help="with --train: evaluate every run on these SynthTV dirs too (first --val-count episodes)")  # fmt: skip
-    b.add_argument("--concepts", type=int, default=0, metavar="K",
+    b.add_argument("--concepts", type=_count, default=0, metavar="K",
                    help="every run as the concept variant from the start: K concept names per frame")  # fmt: skip
     b.add_argument("--out", default=str(ROOT / "runs" / "ablate"))
     b.add_argument("--threads", type=int, default=1)
