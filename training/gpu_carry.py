@@ -57,11 +57,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
-
-from demo.errors import InputError
-from demo.features import _package_dir as package_dir
 
 SRC = Path(__file__).resolve().parent / "q8"
 
@@ -167,9 +163,6 @@ def _write_site(tmp: Path) -> None:
 
 
 def tree_bytes(path: Path) -> int:
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
@@ -191,9 +184,9 @@ def travelling_bytes(repo: Path, carry: Path) -> dict:
     ls = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
                         capture_output=True, check=True).stdout.decode()  # fmt: skip
     sizes = {f: (repo / f).stat().st_size for f in ls.split("\0") if f and (repo / f).is_file()}
-    tree = sum(sizes.values())
+    tree, carried = sum(sizes.values()), tree_bytes(carry)
     biggest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
-    return {"tree": tree, "carry": tree_bytes(carry), "total": tree + tree_bytes(carry), "biggest": biggest}
+    return {"tree": tree, "carry": carried, "total": tree + carried, "biggest": biggest}
 
 
 def main(argv=None) -> int:
@@ -208,12 +201,7 @@ def main(argv=None) -> int:
         print(f"training.gpu_carry: {e}", file=sys.stderr)
         return 2
     report = {"out": str(out), "site": sizes}
-    try:
-        out.relative_to(ROOT)
-        inside = True
-    except ValueError:
-        inside = False
-    if inside:  # keep it out of git; a call names it in carry
+    if out.is_relative_to(ROOT):  # keep it out of git; a call names it in carry
         ignore_locally(ROOT, "/" + out.relative_to(ROOT).as_posix() + "/")
         t = travelling_bytes(ROOT, out)
         report["travels_mib"] = round(t["total"] / 2**20, 1)

@@ -525,7 +525,7 @@ def ablate(a) -> int:
             "val": str(Path(a.val).resolve()),
             "val_count": a.val_count,
         }
-    also = dict(a.also)
+    also = a.also
     if also:  # more splits to evaluate on (the first --val-count episodes of each)
         settings["also"] = {k: str(Path(v).resolve()) for k, v in also.items()}
     if a.concepts:  # the concept variant from the start, for every run listed
